@@ -1,0 +1,93 @@
+// Package project locates the pgxtask project tree and the folders that the
+// pipeline reads and writes: assets inputs, ignored checkouts, generated
+// files, build outputs and the per-user cache.
+package project
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Layout names the folders of one project tree.
+type Layout struct {
+	// Root is the folder holding go.mod and assets/sources.toml.
+	Root string
+}
+
+// Find walks up from dir until it finds a folder with assets/sources.toml.
+// PGXTASK_ROOT, when set, wins.
+func Find(dir string) (Layout, error) {
+	if env := os.Getenv("PGXTASK_ROOT"); env != "" {
+		abs, err := filepath.Abs(env)
+		if err != nil {
+			return Layout{}, err
+		}
+		if _, err := os.Stat(filepath.Join(abs, "assets", "sources.toml")); err != nil {
+			return Layout{}, fmt.Errorf("PGXTASK_ROOT=%s: no assets/sources.toml there: point PGXTASK_ROOT at a pgxtask checkout", env)
+		}
+		return Layout{Root: abs}, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Layout{}, err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "assets", "sources.toml")); err == nil {
+			return Layout{Root: d}, nil
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	return Layout{}, errors.New("no assets/sources.toml found in " + abs + " or any parent: run pgxtask inside a pgxtask checkout or set PGXTASK_ROOT")
+}
+
+// FindFromWD is Find from the working directory.
+func FindFromWD() (Layout, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return Layout{}, err
+	}
+	return Find(wd)
+}
+
+// Assets is the folder of source-controlled build inputs.
+func (l Layout) Assets() string { return filepath.Join(l.Root, "assets") }
+
+// SourcesFile is assets/sources.toml.
+func (l Layout) SourcesFile() string { return filepath.Join(l.Root, "assets", "sources.toml") }
+
+// Checkouts is the ignored folder of fetched sources.
+func (l Layout) Checkouts() string { return filepath.Join(l.Root, "assets", "checkouts") }
+
+// Checkout is the folder of one fetched source.
+func (l Layout) Checkout(name string) string { return filepath.Join(l.Checkouts(), name) }
+
+// Generated is the folder of committed generated files.
+func (l Layout) Generated() string { return filepath.Join(l.Root, "assets", "generated") }
+
+// TargetDir is target/pgxtask/<target>, where builds of one target go.
+func (l Layout) TargetDir(target string) string {
+	return filepath.Join(l.Root, "target", "pgxtask", target)
+}
+
+// Stage is target/pgxtask/<target>/stage.
+func (l Layout) Stage(target string) string { return filepath.Join(l.TargetDir(target), "stage") }
+
+// Dist is target/pgxtask/<target>/dist.
+func (l Layout) Dist(target string) string { return filepath.Join(l.TargetDir(target), "dist") }
+
+// CacheDir is the per-user pgxtask cache: $PGXTASK_CACHE_DIR, else
+// os.UserCacheDir()/pgxtask.
+func CacheDir() (string, error) {
+	if env := os.Getenv("PGXTASK_CACHE_DIR"); env != "" {
+		return filepath.Abs(env)
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("locate the user cache folder: %w (set PGXTASK_CACHE_DIR)", err)
+	}
+	return filepath.Join(base, "pgxtask"), nil
+}

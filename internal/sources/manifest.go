@@ -1,0 +1,128 @@
+// Package sources models assets/sources.toml, the one source of truth for
+// every upstream source and toolchain pin, and fetches and verifies the
+// pinned sources into assets/checkouts.
+package sources
+
+// FormatVersion is the sources.toml format this code reads.
+const FormatVersion = 1
+
+// Kinds of source.
+const (
+	KindGit     = "git"
+	KindArchive = "archive"
+)
+
+// Roles a source plays in a target's build.
+const (
+	// RolePostgres is the PostgreSQL server tree of a target (contrib lives in it).
+	RolePostgres = "postgres"
+	// RoleExtension is an external extension tree built with PGXS.
+	RoleExtension = "extension"
+	// RoleReference is provenance only: build scripts, bindings, the PGlite
+	// tree the WASIX port follows. Fetched and audited, never compiled.
+	RoleReference = "reference"
+)
+
+// Manifest is the parsed assets/sources.toml.
+type Manifest struct {
+	FormatVersion int                  `toml:"format-version"`
+	Sources       []Source             `toml:"sources"`
+	Toolchains    map[string]Toolchain `toml:"toolchain"`
+
+	// Path is the file the manifest was read from.
+	Path string `toml:"-"`
+}
+
+// Source is one pinned upstream source.
+type Source struct {
+	Name    string   `toml:"name"`
+	Kind    string   `toml:"kind"`
+	Role    string   `toml:"role"`
+	Targets []string `toml:"targets"`
+
+	// Git sources.
+	URL    string `toml:"url"`
+	Branch string `toml:"branch"`
+	Commit string `toml:"commit"`
+	// Upstream is the branch audit-upstream follows (optional).
+	Upstream string `toml:"upstream"`
+	// Watch lists the path prefixes whose upstream changes need a decision.
+	Watch []string `toml:"watch"`
+
+	// Archive sources.
+	Version string   `toml:"version"`
+	SHA256  string   `toml:"sha256"`
+	URLs    []string `toml:"urls"`
+	// Debian is "<source-package>=<version>": apt-get source delivers the
+	// same orig tarball.
+	Debian string `toml:"debian"`
+	// Suite is the Debian suite that serves Debian (for example trixie).
+	Suite string `toml:"suite"`
+}
+
+// Toolchain pins every tool and image of one target.
+type Toolchain struct {
+	// Platform is the container platform (linux/amd64), empty for host-only targets.
+	Platform string `toml:"platform"`
+	// BaseImage is the builder's FROM image, pinned by digest (name@sha256:...).
+	BaseImage string `toml:"base-image"`
+	// Recipe is the builder recipe folder relative to the project root.
+	Recipe string `toml:"recipe"`
+	// Compiler names the C compiler family (gcc, clang, wasixcc).
+	Compiler string `toml:"compiler"`
+	// CompilerVersion is the major version the builder must report.
+	CompilerVersion string `toml:"compiler-version"`
+	// Downloads are files the builder recipe fetches, each pinned by sha256.
+	Downloads []Download `toml:"downloads"`
+}
+
+// Download is one pinned file a builder fetches.
+type Download struct {
+	Name    string `toml:"name"`
+	Version string `toml:"version"`
+	URL     string `toml:"url"`
+	SHA256  string `toml:"sha256"`
+}
+
+// Lookup returns the source with the given name.
+func (m *Manifest) Lookup(name string) (Source, bool) {
+	for _, s := range m.Sources {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Source{}, false
+}
+
+// ForTarget returns the sources that serve target, in file order.
+func (m *Manifest) ForTarget(target string) []Source {
+	var out []Source
+	for _, s := range m.Sources {
+		for _, t := range s.Targets {
+			if t == target {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// PostgresFor returns the postgres-role source of target.
+func (m *Manifest) PostgresFor(target string) (Source, bool) {
+	for _, s := range m.ForTarget(target) {
+		if s.Role == RolePostgres {
+			return s, true
+		}
+	}
+	return Source{}, false
+}
+
+// Pin is a short stable identity of the source's pinned content: the commit
+// for git, the sha256 for archives.
+func (s Source) Pin() string {
+	if s.Kind == KindGit {
+		return s.Commit
+	}
+	return s.SHA256
+}
