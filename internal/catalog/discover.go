@@ -1,0 +1,453 @@
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pglite-oxide/pgxtask/internal/sources"
+)
+
+// Source kinds of a discovered unit.
+const (
+	// SourcePostgresContrib is a contrib/<dir> of the PostgreSQL tree.
+	SourcePostgresContrib = "postgres-contrib"
+	// SourcePGXSExternal is an external tree built with PGXS.
+	SourcePGXSExternal = "pgxs-external"
+)
+
+// Unit is one discovered SQL extension or loadable module, with the facts
+// read from its control file and Makefile.
+type Unit struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// SQLName is the name CREATE EXTENSION takes ("" for modules).
+	SQLName    string `json:"sql-name"`
+	SourceKind string `json:"source-kind"`
+	Source     string `json:"source"`
+	// SourceDir is the make folder relative to the checkout ("contrib/intarray", ".").
+	SourceDir string `json:"source-dir"`
+	// ControlFile is the control file relative to the checkout.
+	ControlFile string   `json:"control-file"`
+	Control     *Control `json:"control,omitempty"`
+	// Dependencies are the SQL extensions it requires.
+	Dependencies []string `json:"dependencies"`
+	// NativeModule is the module name the Makefile builds for it ("_int"),
+	// "" for SQL-only extensions.
+	NativeModule string `json:"native-module"`
+	// NativeModuleFile is NativeModule plus the target's module suffix.
+	NativeModuleFile string `json:"native-module-file"`
+	// NativeDeps are libraries the module links (openssl, libuuid, ...).
+	NativeDeps []string `json:"native-deps"`
+	// DataFiles are the SQL scripts and data the Makefile installs
+	// (DATA, DATA_built), relative to SourceDir.
+	DataFiles []string `json:"data-files"`
+	// Regress are the Makefile's regression tests.
+	Regress []string `json:"regress"`
+	// Lifecycle lists Lifecycle* facts.
+	Lifecycle []string `json:"lifecycle"`
+	// SharedSourceDir lists the other units the same make run builds.
+	SharedSourceDir []string `json:"shared-source-dir"`
+	// Notes record what discovery could not evaluate and why.
+	Notes []string `json:"notes"`
+	// Promotion is filled in from the intent and smoke evidence.
+	Promotion *Promotion `json:"promotion,omitempty"`
+}
+
+// buildKind returns the plan build kind of u.
+func (u *Unit) buildKind() string {
+	if u.SourceKind == SourcePostgresContrib {
+		return BuildPostgresContrib
+	}
+	if u.NativeModule == "" {
+		return BuildSQLOnly
+	}
+	return BuildPGXSExternal
+}
+
+// externalMakeVars are variables PostgreSQL's Makefile.global and PGXS
+// define: their values exist only in a configured build, so a Makefile may
+// reference them without defining them.
+var externalMakeVars = []string{
+	"LIBS", "libpq", "libpq_pgport", "libpq_pgport_shlib", "libpq_srcdir", "top_builddir", "top_srcdir",
+	"srcdir", "subdir", "WIN32RES", "PG_CONFIG", "PGXS", "UUID_LIBS", "UUID_EXTRA_OBJS", "perl_embed_ldflags",
+	"perl_includespec", "perl_privlibexp", "perl_archlibexp", "python_libspec", "python_additional_libs",
+	"python_includespec", "python_majorversion", "python_version", "includedir_server", "includedir_internal",
+	"includedir", "pkglibdir", "pkgincludedir", "datadir", "datamoduledir", "bindir", "libdir", "docdir",
+	"DLSUFFIX", "CFLAGS", "CPPFLAGS", "LDFLAGS", "LDFLAGS_SL", "LDFLAGS_EX", "CC", "CXX", "PERL", "PYTHON",
+	"TCLSH", "PROVE", "FLEX", "BISON", "AWK", "MKDIR_P", "INSTALL", "INSTALL_DATA", "INSTALL_SHLIB",
+	"VERSION", "MAJORVERSION", "PG_VERSION_NUM", "pg_regress_clean_files", "pg_regress_check",
+	"pg_regress_installcheck", "REGRESS_SHLIB", "ICU_LIBS", "ICU_CFLAGS", "LIBXML_LIBS", "LIBXML_CFLAGS",
+	"LZ4_LIBS", "ZSTD_LIBS", "TCL_LIB_SPEC", "TCL_INCLUDE_SPEC", "TCL_SHARED_BUILD", "BE_DLLLIBS",
+	"PG_SYSROOT", "DEF_PGPORT", "abs_top_builddir", "abs_top_srcdir", "with_gnu_ld", "enable_rpath",
+	"rpath", "LN_S", "RANLIB", "AR", "DESTDIR", "prefix", "exec_prefix", "sharedir", "EXEEXT", "X",
+}
+
+func newMakeEnv(vars map[string]string, pgxs bool) MakeEnv {
+	env := MakeEnv{Vars: map[string]string{}, External: map[string]bool{}}
+	for _, n := range externalMakeVars {
+		env.External[n] = true
+	}
+	for k, v := range vars {
+		env.Vars[k] = v
+		delete(env.External, k)
+	}
+	if pgxs {
+		env.Vars["USE_PGXS"] = "1"
+	}
+	return env
+}
+
+// DiscoverSource discovers the units of one fetched source: the contrib
+// folders of a postgres-role tree, or the PGXS tree of an extension-role
+// source. dir is the checkout; makeVars are the target's configure facts.
+// Reference sources provide nothing.
+func DiscoverSource(src sources.Source, dir string, makeVars map[string]string) ([]Unit, error) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("source %s is not fetched (%s missing): run 'pgxtask sources fetch --only %s'", src.Name, dir, src.Name)
+	}
+	switch src.Role {
+	case sources.RolePostgres:
+		return discoverContrib(src.Name, dir, makeVars)
+	case sources.RoleExtension:
+		units, err := discoverDir(src.Name, dir, ".", SourcePGXSExternal, newMakeEnv(makeVars, true))
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", src.Name, err)
+		}
+		if len(units) == 0 {
+			return nil, fmt.Errorf("source %s: %s has no control file and builds no module: is it a PGXS extension tree?", src.Name, filepath.Join(dir, "Makefile"))
+		}
+		return units, nil
+	}
+	return nil, nil
+}
+
+func discoverContrib(name, root string, makeVars map[string]string) ([]Unit, error) {
+	contrib := filepath.Join(root, "contrib")
+	entries, err := os.ReadDir(contrib)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: read contrib: %w", name, err)
+	}
+	env := newMakeEnv(makeVars, false)
+	var out []Unit
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		rel := "contrib/" + e.Name()
+		if _, err := os.Stat(filepath.Join(contrib, e.Name(), "Makefile")); err != nil {
+			continue // start-scripts: no Makefile, nothing to build
+		}
+		units, err := discoverDir(name, root, rel, SourcePostgresContrib, env)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, units...)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("source %s: %w", name, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// discoverDir reads the Makefile and control files of one make folder.
+func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, error) {
+	dir := filepath.Join(root, filepath.FromSlash(rel))
+	mkPath := filepath.Join(dir, "Makefile")
+	mk, err := ReadMakefile(mkPath, env)
+	if err != nil {
+		return nil, err
+	}
+	field := func(name string, required bool) (Value, error) {
+		v := mk.Get(name)
+		if len(v.Undefined) > 0 {
+			return v, fmt.Errorf("%s references undefined variable(s): %s: define them in the Makefile or fix the names", name, strings.Join(v.Undefined, ", "))
+		}
+		if required && v.Unknown {
+			return v, fmt.Errorf("%s:%d: %s depends on $(shell ...) or a build-time value; discovery needs it literal", v.File, v.Line, name)
+		}
+		return v, nil
+	}
+	var notes []string
+	vals := map[string]Value{}
+	for _, f := range []struct {
+		name     string
+		required bool
+	}{{"EXTENSION", true}, {"MODULE_big", true}, {"MODULES", true}, {"DATA", false}, {"DATA_built", false},
+		{"SHLIB_LINK", false}, {"SHLIB_LINK_INTERNAL", false}, {"REGRESS", false}} {
+		v, err := field(f.name, f.required)
+		if err != nil {
+			return nil, err
+		}
+		if v.Unknown {
+			notes = append(notes, fmt.Sprintf("%s depends on the build ($(shell ...)); listed as far as it can be read", f.name))
+		}
+		vals[f.name] = v
+	}
+	for _, w := range mk.Warnings() {
+		notes = append(notes, relNote(root, w))
+	}
+	var modules []string
+	modules = append(modules, vals["MODULE_big"].Words()...)
+	modules = append(modules, vals["MODULES"].Words()...)
+	if len(vals["MODULE_big"].Words()) > 1 {
+		return nil, fmt.Errorf("%s:%d: MODULE_big names %d modules; it takes one", vals["MODULE_big"].File, vals["MODULE_big"].Line, len(vals["MODULE_big"].Words()))
+	}
+
+	// Extensions: EXTENSION when set, else the control files present.
+	var extNames []string
+	if ev := vals["EXTENSION"]; ev.Defined {
+		extNames = ev.Words()
+		for _, n := range extNames {
+			if _, err := os.Stat(filepath.Join(dir, n+".control")); err != nil {
+				return nil, fmt.Errorf("%s:%d: EXTENSION names %q but %s is missing: %w", ev.File, ev.Line, n, filepath.Join(dir, n+".control"), err)
+			}
+		}
+	} else {
+		matches, _ := filepath.Glob(filepath.Join(dir, "*.control"))
+		for _, m := range matches {
+			extNames = append(extNames, strings.TrimSuffix(filepath.Base(m), ".control"))
+		}
+		if len(extNames) > 0 {
+			notes = append(notes, "the Makefile sets no EXTENSION; the control files present were used")
+		}
+	}
+	sort.Strings(extNames)
+
+	deps := nativeDeps(vals["SHLIB_LINK"], vals["SHLIB_LINK_INTERNAL"])
+	data := append(vals["DATA"].Words(), vals["DATA_built"].Words()...)
+	regress := vals["REGRESS"].Words()
+	if regress == nil {
+		regress = []string{}
+	}
+
+	claimed := map[string]bool{}
+	var units []Unit
+	for _, n := range extNames {
+		cpath := filepath.Join(dir, n+".control")
+		ctl, err := ReadControl(cpath)
+		if err != nil {
+			return nil, err
+		}
+		ctl.Path = path.Join(rel, n+".control")
+		u := Unit{
+			ID: n, Kind: KindExtension, SQLName: n, SourceKind: sourceKind, Source: source, SourceDir: rel,
+			ControlFile: path.Clean(path.Join(rel, n+".control")), Control: ctl,
+			Dependencies: sortedUnique(ctl.Requires), Notes: append([]string{}, notes...),
+		}
+		mod, note, err := chooseModule(n, ctl, modules, cpath)
+		if err != nil {
+			return nil, err
+		}
+		if note != "" {
+			u.Notes = append(u.Notes, note)
+		}
+		u.NativeModule = mod
+		if mod != "" {
+			claimed[mod] = true
+			u.NativeDeps = deps
+			u.Lifecycle = scanLifecycle(dir, mk, mod, vals["MODULE_big"].Words())
+		}
+		u.DataFiles = ownFiles(n, data)
+		u.Regress = regress
+		units = append(units, u)
+	}
+	// Modules no extension claims, in a folder without extensions, are
+	// loadable modules (auto_explain, auth_delay, sepgsql, ...).
+	if len(extNames) == 0 {
+		for _, mod := range modules {
+			if claimed[mod] {
+				continue
+			}
+			u := Unit{ID: mod, Kind: KindModule, SourceKind: sourceKind, Source: source, SourceDir: rel,
+				Dependencies: []string{}, NativeModule: mod, NativeDeps: deps, Notes: append([]string{}, notes...),
+				DataFiles: sortedUnique(data), Regress: regress}
+			u.Lifecycle = scanLifecycle(dir, mk, mod, vals["MODULE_big"].Words())
+			if !hasAny(u.Lifecycle, LifecyclePreloadRequired, LifecycleArchiveLibrary, LifecycleOutputPlugin) {
+				u.Lifecycle = sortedUnique(append(u.Lifecycle, LifecycleLoadSQL))
+			}
+			units = append(units, u)
+		}
+	}
+	ids := make([]string, len(units))
+	for i := range units {
+		ids[i] = units[i].ID
+	}
+	for i := range units {
+		var others []string
+		for _, id := range ids {
+			if id != units[i].ID {
+				others = append(others, id)
+			}
+		}
+		units[i].SharedSourceDir = sortedUnique(others)
+		units[i].Notes = sortedUnique(units[i].Notes)
+		if units[i].NativeDeps == nil {
+			units[i].NativeDeps = []string{}
+		}
+		if units[i].Lifecycle == nil {
+			units[i].Lifecycle = []string{}
+		}
+	}
+	return units, nil
+}
+
+func relNote(root, w string) string {
+	if r, err := filepath.Rel(root, strings.SplitN(w, ":", 2)[0]); err == nil && !strings.HasPrefix(r, "..") {
+		return filepath.ToSlash(r) + w[len(strings.SplitN(w, ":", 2)[0]):]
+	}
+	return w
+}
+
+func hasAny(list []string, want ...string) bool {
+	for _, l := range list {
+		for _, w := range want {
+			if l == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// chooseModule picks the native module of extension n. The module comes
+// from the Makefile (MODULE_big/MODULES); module_pathname says which one
+// when there are several. A control file naming a module the Makefile does
+// not build, in a folder that builds none, is an SQL-only extension (pgtap).
+func chooseModule(n string, ctl *Control, modules []string, cpath string) (string, string, error) {
+	want := ctl.ModuleName()
+	has := func(m string) bool {
+		for _, x := range modules {
+			if x == m {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case want != "" && has(want):
+		return want, "", nil
+	case want != "" && len(modules) == 0:
+		return "", fmt.Sprintf("module_pathname names %q but the Makefile builds no module: SQL-only", ctl.ModulePathname), nil
+	case want != "":
+		return "", "", fmt.Errorf("%s: module_pathname = '%s' but the Makefile builds %s: fix module_pathname or MODULE_big/MODULES", cpath, ctl.ModulePathname, strings.Join(modules, ", "))
+	case len(modules) == 1:
+		return modules[0], "no module_pathname; the Makefile builds " + modules[0], nil
+	case has(n):
+		return n, "", nil
+	case len(modules) == 0:
+		return "", "", nil
+	}
+	return "", "", fmt.Errorf("%s: no module_pathname and the Makefile builds several modules (%s): set module_pathname = '$libdir/<module>'", cpath, strings.Join(modules, ", "))
+}
+
+// ownFiles returns the data files that belong to extension n: those whose
+// base name is n followed by '-' or '.', or all of them when none match.
+func ownFiles(n string, data []string) []string {
+	var own []string
+	for _, d := range data {
+		b := path.Base(d)
+		if strings.HasPrefix(b, n+"-") || strings.HasPrefix(b, n+".") {
+			own = append(own, d)
+		}
+	}
+	if len(own) == 0 {
+		own = data
+	}
+	return sortedUnique(own)
+}
+
+// libraryNames maps linker flags and build-system variables to the native
+// library they bring in. libc and libm are not dependencies.
+var libraryNames = map[string]string{
+	"-lcrypto": "openssl", "-lssl": "openssl", "-leay32": "openssl", "-lssleay32": "openssl",
+	"-lz": "zlib", "-lxml2": "libxml2", "-lxslt": "libxslt", "-lselinux": "libselinux",
+	"-luuid": "libuuid", "-lossp-uuid": "libuuid", "-lreadline": "readline", "-llz4": "lz4", "-lzstd": "zstd",
+	"-licuuc": "icu", "-licui18n": "icu", "-licudata": "icu",
+	"-lm": "", "-lc": "", "-ldl": "", "-lpthread": "", "-lws2_32": "", "-lsecur32": "",
+	"UUID_LIBS": "libuuid", "libpq": "libpq", "libpq_pgport": "libpq", "libpq_pgport_shlib": "libpq",
+	"perl_embed_ldflags": "perl", "python_libspec": "python", "python_additional_libs": "python",
+	"ICU_LIBS": "icu", "LIBXML_LIBS": "libxml2", "LZ4_LIBS": "lz4", "ZSTD_LIBS": "zstd", "TCL_LIB_SPEC": "tcl",
+}
+
+// nativeDeps reads the libraries a module links from SHLIB_LINK and
+// SHLIB_LINK_INTERNAL: -l flags (including the candidates of
+// $(filter -lcrypto -lz, $(LIBS))) and build-system library variables.
+func nativeDeps(vals ...Value) []string {
+	var out []string
+	for _, v := range vals {
+		for _, w := range v.Words() {
+			if !strings.HasPrefix(w, "-l") {
+				if strings.HasSuffix(w, ".a") && strings.Contains(w, "libperl") {
+					out = append(out, "perl")
+				}
+				continue
+			}
+			if n, ok := libraryNames[w]; ok {
+				out = append(out, n)
+			} else {
+				out = append(out, "lib"+strings.TrimPrefix(w, "-l"))
+			}
+		}
+		for _, e := range v.Externals {
+			if n, ok := libraryNames[e]; ok {
+				out = append(out, n)
+			}
+		}
+	}
+	return sortedUnique(out)
+}
+
+// Lifecycle markers in module sources.
+var (
+	markPreloadError = []byte("must be loaded via shared_preload_libraries")
+	markPreloadCheck = []byte("process_shared_preload_libraries_in_progress")
+	markArchive      = []byte("_PG_archive_module_init")
+	markOutputPlugin = []byte("_PG_output_plugin_init")
+)
+
+// scanLifecycle reads the C sources of module mod (OBJS of MODULE_big, or
+// <mod>.c for MODULES) for how the module expects to be loaded.
+func scanLifecycle(dir string, mk *Makefile, mod string, big []string) []string {
+	var files []string
+	if len(big) == 1 && big[0] == mod {
+		for _, o := range mk.Get("OBJS").Words() {
+			if strings.HasSuffix(o, ".o") {
+				files = append(files, strings.TrimSuffix(o, ".o")+".c")
+			}
+		}
+	} else {
+		files = []string{mod + ".c"}
+	}
+	var out []string
+	preloadCheck := false
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f)))
+		if err != nil {
+			continue // generated sources (gram.c) are not in the tree
+		}
+		switch {
+		case bytes.Contains(data, markPreloadError):
+			out = append(out, LifecyclePreloadRequired, LifecycleRestartRequired)
+		case bytes.Contains(data, markPreloadCheck):
+			preloadCheck = true
+		}
+		if bytes.Contains(data, markArchive) {
+			out = append(out, LifecycleArchiveLibrary)
+		}
+		if bytes.Contains(data, markOutputPlugin) {
+			out = append(out, LifecycleOutputPlugin)
+		}
+	}
+	if preloadCheck && !hasAny(out, LifecyclePreloadRequired) {
+		out = append(out, LifecyclePreloadOptional)
+	}
+	return sortedUnique(out)
+}
