@@ -1,0 +1,361 @@
+// Package audit follows the upstream branches of pinned git sources: it lists
+// the upstream commits after each pin that touch watched paths and checks that
+// every one has a recorded decision in assets/upstream-audit.toml.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/pglite-oxide/pgxtask/internal/sources"
+)
+
+// FormatVersion is the upstream-audit.toml format this code reads.
+const FormatVersion = 1
+
+// Decisions a maintainer can record for an upstream commit.
+const (
+	Adopt = "adopt"
+	Skip  = "skip"
+	Defer = "defer"
+)
+
+// File is the parsed assets/upstream-audit.toml.
+type File struct {
+	FormatVersion int        `toml:"format-version"`
+	Decisions     []Decision `toml:"decisions"`
+	// Path is the file the decisions were read from.
+	Path string `toml:"-"`
+}
+
+// Decision records what the project does about one upstream commit.
+type Decision struct {
+	// Source is the source name in assets/sources.toml.
+	Source string `toml:"source" json:"source"`
+	// Commit is the full 40-hex upstream commit.
+	Commit string `toml:"commit" json:"commit"`
+	// Decision is adopt, skip or defer.
+	Decision string `toml:"decision" json:"decision"`
+	// Reason says why, in a sentence.
+	Reason string `toml:"reason" json:"reason"`
+}
+
+var hex40 = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// Load reads and validates an upstream-audit file. A missing file is an empty
+// set of decisions. Errors name the file, the entry and the field.
+func Load(path string) (*File, error) {
+	f := &File{FormatVersion: FormatVersion, Path: path}
+	md, err := toml.DecodeFile(path, f)
+	if errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%s: unknown key %q: remove it or fix its spelling", path, und[0].String())
+	}
+	if f.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("%s: format-version = %d, this pgxtask reads %d", path, f.FormatVersion, FormatVersion)
+	}
+	seen := map[string]bool{}
+	for i, d := range f.Decisions {
+		where := fmt.Sprintf("%s: decisions[%d]", path, i)
+		if d.Source == "" {
+			return nil, fmt.Errorf("%s: source is empty: name the source from assets/sources.toml", where)
+		}
+		if !hex40.MatchString(d.Commit) {
+			return nil, fmt.Errorf("%s (source %s): commit %q is not a full 40-hex lowercase commit id", where, d.Source, d.Commit)
+		}
+		switch d.Decision {
+		case Adopt, Skip, Defer:
+		default:
+			return nil, fmt.Errorf("%s (commit %s): decision %q must be adopt, skip or defer", where, d.Commit, d.Decision)
+		}
+		if strings.TrimSpace(d.Reason) == "" {
+			return nil, fmt.Errorf("%s (commit %s): reason is empty: say why in a sentence", where, d.Commit)
+		}
+		key := d.Source + "@" + d.Commit
+		if seen[key] {
+			return nil, fmt.Errorf("%s: commit %s of %s is decided twice: keep one entry", where, d.Commit, d.Source)
+		}
+		seen[key] = true
+	}
+	return f, nil
+}
+
+// Commit is one upstream commit after the pin that touches a watched path.
+type Commit struct {
+	Hash    string   `json:"commit"`
+	Summary string   `json:"summary"`
+	Paths   []string `json:"watched-paths"`
+	// Decision is the recorded decision, or nil when undecided.
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// SourceReport is the audit of one source.
+type SourceReport struct {
+	Source   string `json:"source"`
+	URL      string `json:"url"`
+	Upstream string `json:"upstream"`
+	Pin      string `json:"pin"`
+	Tip      string `json:"tip"`
+	// Ahead counts every commit after the pin, watched or not.
+	Ahead   int      `json:"ahead"`
+	Commits []Commit `json:"commits"`
+	// Stale are decisions for commits no longer on the upstream branch.
+	Stale []Decision `json:"stale,omitempty"`
+	// Settled are decisions for commits at or before the pin: they can go.
+	Settled []Decision `json:"settled,omitempty"`
+}
+
+// Undecided counts the watched commits without a decision.
+func (r SourceReport) Undecided() int {
+	n := 0
+	for _, c := range r.Commits {
+		if c.Decision == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Audited returns the sources of m that declare an upstream branch.
+func Audited(m *sources.Manifest) []sources.Source {
+	var out []sources.Source
+	for _, s := range m.Sources {
+		if s.Kind == sources.KindGit && s.Upstream != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Audit fetches src's upstream branch (and its pinned branch) with go-git
+// into a bare mirror under cacheDir, lists the non-merge commits reachable
+// from the upstream tip but not from the pin whose changes (against the first
+// parent) touch a path under src.Watch, and matches them with decisions.
+func Audit(ctx context.Context, src sources.Source, decisions *File, cacheDir string) (SourceReport, error) {
+	rep := SourceReport{Source: src.Name, URL: src.URL, Upstream: src.Upstream, Pin: src.Commit}
+	repo, err := fetch(ctx, src, filepath.Join(cacheDir, "upstream", src.Name+".git"))
+	if err != nil {
+		return rep, err
+	}
+	tipRef, err := repo.Reference(plumbing.NewRemoteReferenceName("origin", src.Upstream), true)
+	if err != nil {
+		return rep, fmt.Errorf("audit %s: upstream branch %q not found after fetch: %w", src.Name, src.Upstream, err)
+	}
+	rep.Tip = tipRef.Hash().String()
+	pin, err := repo.CommitObject(plumbing.NewHash(src.Commit))
+	if err != nil {
+		return rep, fmt.Errorf("audit %s: pinned commit %s is not on upstream branch %q or branch %q: check commit in assets/sources.toml: %w", src.Name, src.Commit, src.Upstream, src.Branch, err)
+	}
+	behind, err := ancestors(repo, pin.Hash)
+	if err != nil {
+		return rep, fmt.Errorf("audit %s: walk history of the pin: %w", src.Name, err)
+	}
+	after, order, err := reachableExcept(repo, tipRef.Hash(), behind)
+	if err != nil {
+		return rep, fmt.Errorf("audit %s: walk upstream history: %w", src.Name, err)
+	}
+	rep.Ahead = len(order)
+	decided := map[string]*Decision{}
+	for i := range decisions.Decisions {
+		d := &decisions.Decisions[i]
+		if d.Source == src.Name {
+			decided[d.Commit] = d
+		}
+	}
+	for _, h := range order {
+		c := after[h]
+		if c.NumParents() > 1 {
+			continue
+		}
+		paths, err := changedPaths(c)
+		if err != nil {
+			return rep, fmt.Errorf("audit %s: diff %s: %w", src.Name, h, err)
+		}
+		watched := filterWatched(paths, src.Watch)
+		if len(watched) == 0 {
+			continue
+		}
+		summary, _, _ := strings.Cut(c.Message, "\n")
+		rep.Commits = append(rep.Commits, Commit{Hash: h.String(), Summary: summary, Paths: watched, Decision: decided[h.String()]})
+	}
+	for _, d := range decisions.Decisions {
+		if d.Source != src.Name {
+			continue
+		}
+		h := plumbing.NewHash(d.Commit)
+		switch {
+		case after[h] != nil:
+		case behind[h]:
+			rep.Settled = append(rep.Settled, d)
+		default:
+			rep.Stale = append(rep.Stale, d)
+		}
+	}
+	return rep, nil
+}
+
+// fetch updates a bare mirror of src holding its upstream and pinned branches.
+func fetch(ctx context.Context, src sources.Source, dir string) (*git.Repository, error) {
+	repo, err := git.PlainOpen(dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return nil, fmt.Errorf("audit %s: %w", src.Name, err)
+		}
+		repo, err = git.PlainInit(dir, true)
+		if err == nil {
+			_, err = repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{src.URL}})
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit %s: open mirror %s: %w (delete it to start over)", src.Name, dir, err)
+	}
+	// Follow a changed URL in sources.toml.
+	if rem, err := repo.Remote("origin"); err == nil && (len(rem.Config().URLs) == 0 || rem.Config().URLs[0] != src.URL) {
+		_ = repo.DeleteRemote("origin")
+		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{src.URL}}); err != nil {
+			return nil, fmt.Errorf("audit %s: set remote: %w", src.Name, err)
+		}
+	}
+	branches := []string{src.Upstream}
+	if src.Branch != "" && src.Branch != src.Upstream {
+		branches = append(branches, src.Branch)
+	}
+	var specs []config.RefSpec
+	for _, b := range branches {
+		specs = append(specs, config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/remotes/origin/%s", b, b)))
+	}
+	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: specs, Tags: git.NoTags, Force: true})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		// The pinned branch label may not exist upstream (submodule pins):
+		// retry with the upstream branch alone before giving up.
+		if len(specs) > 1 {
+			err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: specs[:1], Tags: git.NoTags, Force: true})
+		}
+		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+			return nil, fmt.Errorf("audit %s: fetch branch %q from %s: %w (audit-upstream needs to reach the upstream repository)", src.Name, src.Upstream, src.URL, err)
+		}
+	}
+	return repo, nil
+}
+
+// ancestors returns the pin and every commit reachable from it.
+func ancestors(repo *git.Repository, from plumbing.Hash) (map[plumbing.Hash]bool, error) {
+	seen := map[plumbing.Hash]bool{}
+	stack := []plumbing.Hash{from}
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		c, err := repo.CommitObject(h)
+		if err != nil {
+			return nil, err
+		}
+		stack = append(stack, c.ParentHashes...)
+	}
+	return seen, nil
+}
+
+// reachableExcept returns the commits reachable from tip and not in stop,
+// with an order that is newest first by committer time, then hash.
+func reachableExcept(repo *git.Repository, tip plumbing.Hash, stop map[plumbing.Hash]bool) (map[plumbing.Hash]*object.Commit, []plumbing.Hash, error) {
+	out := map[plumbing.Hash]*object.Commit{}
+	stack := []plumbing.Hash{tip}
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if stop[h] || out[h] != nil {
+			continue
+		}
+		c, err := repo.CommitObject(h)
+		if err != nil {
+			return nil, nil, err
+		}
+		out[h] = c
+		stack = append(stack, c.ParentHashes...)
+	}
+	order := make([]plumbing.Hash, 0, len(out))
+	for h := range out {
+		order = append(order, h)
+	}
+	sort.Slice(order, func(i, j int) bool {
+		a, b := out[order[i]].Committer.When, out[order[j]].Committer.When
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return order[i].String() < order[j].String()
+	})
+	return out, order, nil
+}
+
+// changedPaths lists the paths c changes against its first parent (every
+// path for a root commit).
+func changedPaths(c *object.Commit) ([]string, error) {
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, err
+	}
+	var parentTree *object.Tree
+	if c.NumParents() > 0 {
+		p, err := c.Parent(0)
+		if err != nil {
+			return nil, err
+		}
+		if parentTree, err = p.Tree(); err != nil {
+			return nil, err
+		}
+	}
+	changes, err := object.DiffTree(parentTree, tree)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, ch := range changes {
+		if ch.From.Name != "" {
+			set[ch.From.Name] = true
+		}
+		if ch.To.Name != "" {
+			set[ch.To.Name] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// filterWatched keeps the paths equal to a watch entry or under it (a watch
+// entry names a file or a folder, with or without a trailing slash).
+func filterWatched(paths, watch []string) []string {
+	var out []string
+	for _, p := range paths {
+		for _, w := range watch {
+			w = strings.TrimSuffix(w, "/")
+			if p == w || strings.HasPrefix(p, w+"/") {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}

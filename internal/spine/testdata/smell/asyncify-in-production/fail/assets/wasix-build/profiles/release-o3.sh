@@ -1,0 +1,2 @@
+#!/bin/sh
+export LDFLAGS="$LDFLAGS -sASYNCIFY=1"

@@ -1,0 +1,2 @@
+#!/bin/sh
+wasm-opt --asyncify in.wasm -o out.wasm
