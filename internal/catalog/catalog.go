@@ -411,3 +411,14 @@ func (p *Plan) tsv(keep func(PlanEntry) bool) []byte {
 	}
 	return []byte(b.String())
 }
+
+func parseCatalog(data []byte) (*Catalog, error) {
+	var c Catalog
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("parse catalog: %w", err)
+	}
+	if c.FormatVersion != CatalogFormatVersion {
+		return nil, fmt.Errorf("format-version %d, this pgxtask reads %d: run 'pgxtask extensions discover --write'", c.FormatVersion, CatalogFormatVersion)
+	}
+	return &c, nil
+}

@@ -173,6 +173,10 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 		if required && v.Unknown {
 			return v, fmt.Errorf("%s:%d: %s depends on $(shell ...) or a build-time value; discovery needs it literal", v.File, v.Line, name)
 		}
+		if required && len(v.Externals) > 0 {
+			return v, fmt.Errorf("%s:%d: %s uses build-system variable(s) %s: give their values in [targets.<target>.make-vars] of %s",
+				v.File, v.Line, name, strings.Join(v.Externals, ", "), IntentFile)
+		}
 		return v, nil
 	}
 	var notes []string
@@ -191,8 +195,13 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 		}
 		vals[f.name] = v
 	}
-	for _, w := range mk.Warnings() {
-		notes = append(notes, relNote(root, w))
+	if ws := mk.Warnings(); len(ws) > 0 {
+		var locs []string
+		for _, w := range ws {
+			locs = append(locs, strings.SplitN(relNote(root, w), ": ", 2)[0])
+		}
+		notes = append(notes, fmt.Sprintf("%d Makefile conditional(s) depend on the build ($(shell ...) or a build-system variable) and were evaluated as false: %s",
+			len(ws), strings.Join(locs, ", ")))
 	}
 	var modules []string
 	modules = append(modules, vals["MODULE_big"].Words()...)

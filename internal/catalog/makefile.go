@@ -277,7 +277,7 @@ func (m *Makefile) readFile(path string, depth int) error {
 			m.assign(name, op, value, path, ll.line)
 			continue
 		}
-		if strings.HasPrefix(text, "$(") && strings.HasSuffix(text, ")") && !strings.Contains(text, ":") {
+		if strings.HasPrefix(text, "$(") && matchParen(text, 1, '(', ')') == len(text)-1 {
 			// A bare function call such as $(info ...) or $(error ...):
 			// evaluating it would run make's side effects; skip.
 			inRule = false
@@ -588,7 +588,7 @@ func (m *Makefile) lookup(name string) lookupResult {
 	if ev, ok := m.env.Vars[name]; ok {
 		return lookupResult{Defined: true, rawValue: ev}
 	}
-	if m.env.External[name] || isMakeBuiltin(name) {
+	if m.env.External[name] || isMakeBuiltin(name) || strings.HasPrefix(name, "with_") || strings.HasPrefix(name, "enable_") {
 		return lookupResult{external: true}
 	}
 	return lookupResult{}
