@@ -31,8 +31,10 @@ type tarEntry struct {
 	truncate bool  // cut the archive after this entry's header
 }
 
-func file(name, body string) tarEntry { return tarEntry{name: name, typ: tar.TypeReg, body: body, mode: 0o644} }
-func dir(name string) tarEntry        { return tarEntry{name: name, typ: tar.TypeDir, mode: 0o755} }
+func file(name, body string) tarEntry {
+	return tarEntry{name: name, typ: tar.TypeReg, body: body, mode: 0o644}
+}
+func dir(name string) tarEntry { return tarEntry{name: name, typ: tar.TypeDir, mode: 0o755} }
 func symlink(name, target string) tarEntry {
 	return tarEntry{name: name, typ: tar.TypeSymlink, link: target, mode: 0o777}
 }
