@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/audit"
+	"github.com/pglite-oxide/pgxtask/internal/invariants"
 	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 	"github.com/pglite-oxide/pgxtask/internal/spine"
@@ -43,6 +44,27 @@ func init() {
 		},
 		Action: auditUpstreamAction,
 	})
+	addAssetsCheck(assetsCheck{Name: "dependency-invariants", Offline: true, Run: checkInvariants})
+}
+
+// checkInvariants checks assets/invariants.toml against the module graph.
+func checkInvariants(c *cli.Context, l project.Layout) error {
+	rs, err := invariants.Load(filepath.Join(l.Assets(), "invariants.toml"))
+	if err != nil {
+		return err
+	}
+	vs, err := invariants.Check(c.Context, l.Root, rs)
+	if err != nil {
+		return err
+	}
+	if len(vs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(vs))
+	for i, v := range vs {
+		msgs[i] = v.String()
+	}
+	return fmt.Errorf("%d dependency invariants of %s broken:\n%s", len(vs), rs.Path, strings.Join(msgs, "\n"))
 }
 
 // spineReport is the --json output of assets source-spine.

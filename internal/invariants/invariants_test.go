@@ -1,0 +1,129 @@
+package invariants
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The project's own module graph keeps every rule of assets/invariants.toml.
+func TestProjectGraphPasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the whole module")
+	}
+	rs, err := Load(filepath.Join("..", "..", "assets", "invariants.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := Check(context.Background(), filepath.Join("..", ".."), rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		t.Errorf("%s", v)
+	}
+}
+
+func write(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A module made in the test, with a second module wired in by `replace`
+// (no network), breaks each kind of rule once.
+func TestViolationsShowImportChain(t *testing.T) {
+	dir := t.TempDir()
+	mod := filepath.Join(dir, "m")
+	dep := filepath.Join(dir, "heavy")
+	write(t, dep, map[string]string{
+		"go.mod":         "module example.com/heavy\n\ngo 1.22\n",
+		"engine/e.go":    "package engine\n\nfunc Run() {}\n",
+		"engine/wrap.go": "package engine\n",
+	})
+	write(t, mod, map[string]string{
+		"go.mod":               "module example.com/m\n\ngo 1.22\n\nrequire example.com/heavy v0.0.0\n\nreplace example.com/heavy => ../heavy\n",
+		"loader/l.go":          "package loader\n\nimport _ \"example.com/m/internal/mid\"\n",
+		"loader/ok/ok.go":      "package ok\n\nimport _ \"strings\"\n",
+		"internal/mid/m.go":    "package mid\n\nimport (\n\t_ \"example.com/heavy/engine\"\n\t_ \"example.com/m/internal/native\"\n)\n",
+		"internal/native/n.go": "package native\n\n// #include <stdlib.h>\nimport \"C\"\n\nfunc F() { C.free(nil) }\n",
+		"tool/t.go":            "package tool\n\nimport _ \"example.com/heavy/engine\"\n",
+	})
+	if err := os.WriteFile(filepath.Join(mod, "go.sum"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rulesFile := filepath.Join(dir, "invariants.toml")
+	write(t, dir, map[string]string{"invariants.toml": `format-version = 1
+[[rules]]
+id = "thin"
+packages = ["./loader/..."]
+deny = ["example.com/heavy"]
+reason = "keep it thin"
+[[rules]]
+id = "no-cgo"
+packages = ["./loader/..."]
+no-cgo = true
+reason = "cross-compiles"
+[[rules]]
+id = "tool-ok"
+packages = ["./tool/..."]
+deny = ["example.com/other"]
+reason = "nothing denied is used"
+`})
+	rs, err := Load(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := Check(context.Background(), mod, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range vs {
+		got = append(got, v.Rule+": "+strings.Join(v.Chain, " → "))
+		if !strings.Contains(v.String(), "import chain: ") || !strings.Contains(v.String(), v.Reason) {
+			t.Errorf("violation text: %s", v)
+		}
+	}
+	want := []string{
+		"thin: example.com/m/loader → example.com/m/internal/mid → example.com/heavy/engine",
+		"no-cgo: example.com/m/loader → example.com/m/internal/mid → example.com/m/internal/native",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A pattern that matches nothing is an error, not a silent pass.
+	rs.Rules = []Rule{{ID: "typo", Packages: []string{"./lodaer/..."}, Deny: []string{"x"}, Reason: "r"}}
+	if _, err := Check(context.Background(), mod, rs); err == nil || !strings.Contains(err.Error(), `rule "typo"`) {
+		t.Fatalf("want an error for a pattern matching nothing, got %v", err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct{ name, body, want string }{
+		{"checks nothing", "format-version = 1\n[[rules]]\nid='x'\npackages=['./a']\nreason='r'\n", "checks nothing"},
+		{"absolute pattern", "format-version = 1\n[[rules]]\nid='x'\npackages=['example.com/a']\ndeny=['b']\nreason='r'\n", "must be relative"},
+		{"no reason", "format-version = 1\n[[rules]]\nid='x'\npackages=['./a']\ndeny=['b']\n", "reason is empty"},
+		{"unknown key", "format-version = 1\n[[rules]]\nid='x'\ndenny=['b']\n", "unknown key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "invariants.toml")
+			os.WriteFile(p, []byte(tc.body), 0o644)
+			_, err := Load(p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("want error naming %s and %q, got %v", p, tc.want, err)
+			}
+		})
+	}
+}
