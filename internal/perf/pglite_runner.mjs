@@ -1,0 +1,107 @@
+// pgxtask perf runner for PGlite in Node. Written by pgxtask into its cache
+// next to the pinned @electric-sql/pglite package. Protocol: one JSON
+// request per line on stdin, one JSON answer per line on stdout; every
+// timing is measured here, around the PGlite call, in microseconds.
+//
+//   {"op":"exec","sql":"...","repeat":N}          -> {"micros":[...]}  (simple protocol, db.exec)
+//   {"op":"query","sql":"...","repeat":N}         -> {"micros":[...]}  (extended protocol, db.query)
+//   {"op":"tx","stmts":["..."],"repeat":N}        -> {"micros":[...]}  (db.transaction)
+//   any failure                                   -> {"error":"..."}
+//
+// On start it prints {"ready":true, ...} with the open and first-query
+// timings and the versions. PGlite's own console output goes to stderr so
+// that stdout carries only the protocol.
+import { PGlite } from "@electric-sql/pglite";
+import { createInterface } from "node:readline";
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+
+console.log = console.error;
+console.info = console.error;
+console.warn = console.error;
+
+const send = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+const micros = (t0) => (performance.now() - t0) * 1000;
+
+const pkg = JSON.parse(
+  readFileSync(new URL("./node_modules/@electric-sql/pglite/package.json", import.meta.url), "utf8"),
+);
+
+let db;
+try {
+  const t0 = performance.now();
+  const dataDir = process.env.PGXTASK_PGLITE_DATADIR || undefined;
+  db = new PGlite(dataDir);
+  await db.waitReady;
+  const openMicros = micros(t0);
+  const t1 = performance.now();
+  await db.query("SELECT 1");
+  const firstQueryMicros = micros(t1);
+  const settings = {};
+  for (const name of ["server_version", "fsync", "synchronous_commit", "shared_buffers", "wal_level", "full_page_writes"]) {
+    const r = await db.query("SELECT current_setting($1) AS v", [name]);
+    settings[name] = r.rows[0].v;
+  }
+  send({
+    ready: true,
+    openMicros,
+    firstQueryMicros,
+    pgliteVersion: pkg.version,
+    nodeVersion: process.version,
+    settings,
+  });
+} catch (e) {
+  send({ error: "open PGlite: " + (e && e.stack ? e.stack : String(e)) });
+  process.exit(1);
+}
+
+async function handle(req) {
+  const out = [];
+  const repeat = req.repeat || 1;
+  switch (req.op) {
+    case "exec":
+      for (let i = 0; i < repeat; i++) {
+        const t0 = performance.now();
+        await db.exec(req.sql);
+        out.push(micros(t0));
+      }
+      break;
+    case "query":
+      for (let i = 0; i < repeat; i++) {
+        const t0 = performance.now();
+        await db.query(req.sql);
+        out.push(micros(t0));
+      }
+      break;
+    case "tx":
+      for (let i = 0; i < repeat; i++) {
+        const t0 = performance.now();
+        await db.transaction(async (tx) => {
+          for (const s of req.stmts) await tx.query(s);
+        });
+        out.push(micros(t0));
+      }
+      break;
+    default:
+      throw new Error("unknown op " + JSON.stringify(req.op));
+  }
+  return { micros: out };
+}
+
+let chain = Promise.resolve();
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on("line", (line) => {
+  chain = chain.then(async () => {
+    try {
+      send(await handle(JSON.parse(line)));
+    } catch (e) {
+      send({ error: e && e.message ? e.message : String(e) });
+    }
+  });
+});
+rl.on("close", () => {
+  chain.then(async () => {
+    await db.close();
+    process.exit(0);
+  });
+});
