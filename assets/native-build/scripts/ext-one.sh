@@ -1,0 +1,40 @@
+#!/bin/sh
+# Build and install one extension (called by ext.sh with its id). The source
+# folder is copied into scratch space (sources are mounted read-only), built
+# with `make USE_PGXS=1`, installed with DESTDIR, and exactly the files that
+# `make install` added are moved to $PGX_OUT/<id>/, relative to the prefix.
+set -eu
+. "$(dirname "$0")/common.sh"
+
+id=$1
+job="$PGX_JOBS_DIR/$id"
+src=$(cat "$job/src")
+work="$PGX_BUILD/$id"
+dest="$PGX_BUILD/$id.dest"
+log="$PGX_BUILD/$id.log"
+out="$PGX_OUT/$id"
+pg_config="$PGX_PREFIX/bin/pg_config"
+prefix=$(dirname "$("$pg_config" --bindir)")
+
+set --
+while IFS= read -r a; do [ -n "$a" ] && set -- "$@" "$a"; done < "$job/args"
+
+rm -rf "$work" "$dest"
+cp -R "$src" "$work"
+(
+  cd "$work"
+  make -j"$PGX_JOBS" USE_PGXS=1 PG_CONFIG="$pg_config" CC="$PGX_CC" "$@"
+  make USE_PGXS=1 PG_CONFIG="$pg_config" CC="$PGX_CC" DESTDIR="$dest" "$@" install
+) >"$log" 2>&1 || {
+  sed "s/^/$id: /" "$log" | tail -40 >&2
+  echo "== FAILED $id" >&2
+  exit 1
+}
+# Everything must land under the prefix.
+stray=$(cd "$dest" && find . -mindepth 1 -maxdepth 10 \( -type f -o -type l \) | grep -v "^\.$prefix/" || true)
+[ -z "$stray" ] || { echo "$id: make install wrote outside the prefix: $stray" >&2; echo "== FAILED $id" >&2; exit 1; }
+mkdir -p "$out"
+cp -a "$dest$prefix/." "$out/"
+check_relocatable "$out"
+touch "$PGX_OUT/$id.ok"
+echo "== built $id ($(find "$out" -type f | wc -l) files)"

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/urfave/cli/v2"
+)
+
+func init() {
+	addSubcommand("assets", &cli.Command{
+		Name:  "build",
+		Usage: "build a native target's stages (runtime, extensions, pg_dump, PGDATA template); without --execute print the plan",
+		Description: "Builds the runtime, the extensions of assets/generated/extensions.build-plan.json,\n" +
+			"pg_dump and the PGDATA template into target/pgxtask/<target>/stage, each unit cached by\n" +
+			"the hash of what it reads, and writes target/pgxtask/<target>/build.json.\n\n" +
+			"The docker runner builds the builder image from assets/native-build FROM the base\n" +
+			"image pinned in assets/sources.toml; on machines without a registry set\n" +
+			build.BaseImageEnv + "=pgxtask/debian:bookworm (imported by 'sudo bash scripts/setup')\n" +
+			"or pass --base-image. Stages: " + fmt.Sprint(build.StageNames()),
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "target", Usage: "target to build (linux-amd64, linux-arm64)", Required: true},
+			&cli.StringFlag{Name: "profile", Usage: "build profile of assets/native-build/profiles.toml", Value: build.DefaultProfile},
+			&cli.StringFlag{Name: "runner", Usage: "auto (docker when a daemon answers, else host), docker or host", Value: build.RunnerAuto},
+			&cli.IntFlag{Name: "jobs", Usage: "make -j value (default: number of CPUs)"},
+			&cli.StringFlag{Name: "only", Usage: "build only this stage (runtime, contrib, pgxs, sql-only, pg-dump, pgdata-template) or unit (ext/<id>)"},
+			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM instead of the pinned base (env " + build.BaseImageEnv + ")"},
+			&cli.BoolFlag{Name: "execute", Usage: "run the build (without it, print the plan and exit)"},
+			&cli.BoolFlag{Name: "verbose", Usage: "stream every line of every step (the default on a terminal)"},
+			jsonFlag,
+		},
+		Action: assetsBuild,
+	})
+}
+
+func assetsBuild(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("assets build takes no arguments, got %q", c.Args().Slice())
+	}
+	switch r := c.String("runner"); r {
+	case build.RunnerAuto, build.RunnerDocker, build.RunnerHost:
+	default:
+		return usagef("--runner %q: use auto, docker or host", r)
+	}
+	if c.Int("jobs") < 0 {
+		return usagef("--jobs must be positive")
+	}
+	l, err := layout()
+	if err != nil {
+		return err
+	}
+	b, err := build.New(c.Context, build.Options{
+		Layout: l, Target: c.String("target"), Profile: c.String("profile"), Runner: c.String("runner"),
+		Jobs: c.Int("jobs"), Only: c.String("only"), BaseImage: c.String("base-image"),
+		Log: c.App.ErrWriter, Verbose: c.Bool("verbose"),
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if !c.Bool("execute") {
+		plan, err := b.Plan()
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, plan)
+		}
+		plan.WriteText(c.App.Writer)
+		fmt.Fprintln(c.App.Writer, "\n(plan only: pass --execute to run it)")
+		return nil
+	}
+	rec, err := b.Execute(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if rec == nil {
+			return writeJSON(c.App.Writer, map[string]any{"complete": false})
+		}
+		return writeJSON(c.App.Writer, rec)
+	}
+	if rec == nil {
+		fmt.Fprintf(c.App.Writer, "built the selected units; build.json is written once every stage is complete\n")
+		return nil
+	}
+	fmt.Fprintf(c.App.Writer, "built %s: PostgreSQL %s, %d extensions, record %s/%s\n",
+		rec.Target, rec.PostgresVersion, len(rec.Extensions), b.OutputRoot(), build.RecordFile)
+	return nil
+}

@@ -1,0 +1,133 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// LabelStage is the container label naming the stage a container runs; tests
+// and people find leftover containers with it.
+const LabelStage = "io.pgxtask.stage"
+
+// DockerRunner runs steps in containers through the Docker Engine API. It
+// honours DOCKER_HOST and the other DOCKER_* variables.
+type DockerRunner struct {
+	cli      *client.Client
+	platform string
+}
+
+// NewDockerRunner connects to the engine named by the environment and checks
+// that it answers. The error wraps ErrDockerUnavailable and says how to start
+// one.
+func NewDockerRunner(ctx context.Context, platform string) (*DockerRunner, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v: %s", ErrDockerUnavailable, err, dockerHelp)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pctx); err != nil {
+		cli.Close()
+		host := os.Getenv("DOCKER_HOST")
+		if host == "" {
+			host = client.DefaultDockerHost
+		}
+		return nil, fmt.Errorf("%w: no docker engine answers at %s: %s", ErrDockerUnavailable, host, dockerHelp)
+	}
+	return &DockerRunner{cli: cli, platform: platform}, nil
+}
+
+// Name implements Runner.
+func (r *DockerRunner) Name() string { return "docker" }
+
+// Client is the engine client (for the builder image and tests).
+func (r *DockerRunner) Client() *client.Client { return r.cli }
+
+// Close releases the client.
+func (r *DockerRunner) Close() error { return r.cli.Close() }
+
+// Run implements Runner: create, attach, start, wait, and always remove the
+// container — on success, on failure and on cancellation (with a fresh
+// context, since ctx may be done).
+func (r *DockerRunner) Run(ctx context.Context, step Step, log io.Writer) (err error) {
+	cfg := &container.Config{
+		Image:      step.Image,
+		Cmd:        step.Cmd,
+		Env:        step.Env,
+		User:       step.User,
+		WorkingDir: step.WorkDir,
+		Labels:     map[string]string{LabelStage: step.Stage},
+	}
+	host := &container.HostConfig{}
+	for _, m := range step.Mounts {
+		mt := mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
+		if m.Volume {
+			mt.Type = mount.TypeVolume
+		}
+		host.Mounts = append(host.Mounts, mt)
+	}
+	created, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, "")
+	if err != nil {
+		return fmt.Errorf("stage %s: create container from %s: %w", step.Stage, step.Image, err)
+	}
+	id := created.ID
+	defer func() {
+		// ctx may be cancelled: clean up with a context of our own.
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if rerr := r.cli.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); rerr != nil && err == nil {
+			err = fmt.Errorf("stage %s: remove container %.12s: %w", step.Stage, id, rerr)
+		}
+	}()
+	att, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return fmt.Errorf("stage %s: attach: %w", step.Stage, err)
+	}
+	defer att.Close()
+	copied := make(chan error, 1)
+	go func() {
+		_, cerr := stdcopy.StdCopy(log, log, att.Reader)
+		copied <- cerr
+	}()
+	waitC, waitErr := r.cli.ContainerWait(ctx, id, container.WaitConditionNextExit)
+	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("stage %s: start container: %w", step.Stage, err)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case werr := <-waitErr:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("stage %s: wait for container: %w", step.Stage, werr)
+	case res := <-waitC:
+		// Drain the output before judging, so the log is complete.
+		select {
+		case <-copied:
+		case <-time.After(10 * time.Second):
+		}
+		if res.Error != nil {
+			return fmt.Errorf("stage %s: container: %s", step.Stage, res.Error.Message)
+		}
+		if res.StatusCode != 0 {
+			return &ExitError{Stage: step.Stage, Code: int(res.StatusCode)}
+		}
+		return nil
+	}
+}
+
+// isNotFound reports an engine "no such object" error.
+func isNotFound(err error) bool {
+	var nf interface{ NotFound() }
+	return errors.As(err, &nf) || client.IsErrNotFound(err)
+}

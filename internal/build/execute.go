@@ -1,0 +1,330 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Execute builds every stale unit (or those --only selects), in stage order,
+// and writes build.json when every unit is complete. Units that are cached
+// are not run and no container starts for them.
+func (b *Builder) Execute(ctx context.Context) (*Record, error) {
+	lk, err := b.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	if err := b.cache.cleanTmp(); err != nil {
+		return nil, fmt.Errorf("remove interrupted outputs: %w", err)
+	}
+	if b.planNote != "" {
+		fmt.Fprintf(b.log, "build: %s\n", b.planNote)
+	}
+	if !b.ready {
+		start := time.Now()
+		fmt.Fprintf(b.log, "build: builder image %s FROM %s (first build of this recipe)\n", b.identity.ImageTag, b.fromImage())
+		if err := b.resolveIdentity(ctx, true); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(b.log, "build: builder image %.19s ready in %s\n", b.identity.ImageID, time.Since(start).Round(time.Second))
+		if err := b.computeUnits(); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range b.stages {
+		if err := b.runStage(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	return b.finishRecord()
+}
+
+func (b *Builder) fromImage() string {
+	if b.spec.BaseImage != "" {
+		return b.spec.BaseImage
+	}
+	return b.target.Toolchain.BaseImage
+}
+
+func (b *Builder) runStage(ctx context.Context, p planned) error {
+	var stale []*Unit
+	for _, u := range p.units {
+		if b.wants(u) && !u.Cached {
+			stale = append(stale, u)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	if p.def.Name != "runtime" && !b.runtime.Cached {
+		return fmt.Errorf("stage %s reads runtime, which is not built: run 'pgxtask assets build --target %s --execute' (or --only runtime) first", p.def.Name, b.target.Name)
+	}
+	for _, u := range stale {
+		for _, s := range u.Sources {
+			if err := b.checkCheckout(s); err != nil {
+				return err
+			}
+		}
+	}
+	start := time.Now()
+	names := make([]string, len(stale))
+	for i, u := range stale {
+		names[i] = u.Name
+	}
+	fmt.Fprintf(b.log, "build: %s: building %s (%s runner)\n", p.def.Name, summarize(names), b.runner.Name())
+	tmp, err := os.MkdirTemp(b.tmpRoot(), p.def.Name+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	for _, u := range stale {
+		if err := b.cache.invalidate(u.Name); err != nil {
+			return err
+		}
+	}
+	switch {
+	case p.def.local != nil:
+		if err := p.def.local(b, stale, tmp); err != nil {
+			return fmt.Errorf("stage %s: %w", p.def.Name, err)
+		}
+	default:
+		if err := b.runStep(ctx, p, stale, tmp); err != nil {
+			return err
+		}
+	}
+	if p.def.finish != nil {
+		if err := p.def.finish(b, stale, tmp); err != nil {
+			return fmt.Errorf("stage %s: %w", p.def.Name, err)
+		}
+	}
+	for _, u := range stale {
+		out := filepath.Join(tmp, u.tmpName)
+		if err := b.checkOutput(u, out); err != nil {
+			return fmt.Errorf("stage %s: %w", p.def.Name, err)
+		}
+		if err := b.cache.commit(u, out); err != nil {
+			return err
+		}
+		u.Cached = true
+	}
+	fmt.Fprintf(b.log, "build: %s: done in %s\n", p.def.Name, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+func (b *Builder) tmpRoot() string {
+	d := filepath.Join(b.cache.root, tmpDir)
+	_ = os.MkdirAll(d, 0o755)
+	return d
+}
+
+func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp string) error {
+	switch p.def.Name {
+	case "runtime":
+		if err := os.Mkdir(filepath.Join(tmp, "runtime"), 0o755); err != nil {
+			return err
+		}
+	case "pgdata-template":
+		if err := os.Mkdir(filepath.Join(tmp, "pgdata-template"), 0o755); err != nil {
+			return err
+		}
+		if os.Geteuid() == 0 {
+			for _, d := range []string{tmp, filepath.Join(tmp, "pgdata-template")} {
+				if err := os.Chown(d, 65534, 65534); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		if err := writeExtJobs(tmp, stale); err != nil {
+			return err
+		}
+	}
+	step, err := p.def.step(b, stale, tmp)
+	if err != nil {
+		return err
+	}
+	w := b.stageWriter(p.def.Name)
+	defer w.Close()
+	err = b.runner.Run(ctx, step, w)
+	w.Flush()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// An extension batch commits the units that finished before
+		// reporting the ones that failed.
+		if p.def.step != nil && p.def.Name != "runtime" && p.def.Name != "pgdata-template" {
+			var failed []string
+			for _, u := range stale {
+				if _, serr := os.Stat(filepath.Join(tmp, u.tmpName+".ok")); serr == nil {
+					if cerr := b.cache.commit(u, filepath.Join(tmp, u.tmpName)); cerr == nil {
+						u.Cached = true
+						continue
+					}
+				}
+				failed = append(failed, u.Name)
+			}
+			return fmt.Errorf("stage %s: %s failed: %w\n%s", p.def.Name, strings.Join(failed, ", "), err, w.tail())
+		}
+		return fmt.Errorf("%w (log: %s)\n%s", err, rel(b.root, w.path), w.tail())
+	}
+	return nil
+}
+
+// writeExtJobs writes .jobs/<id>/{src,args} for ext.sh.
+func writeExtJobs(tmp string, stale []*Unit) error {
+	for _, u := range stale {
+		dir := filepath.Join(tmp, ".jobs", u.tmpName)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		src, args := extJob(u)
+		if err := os.WriteFile(filepath.Join(dir, "src"), []byte(src+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "args"), []byte(strings.Join(args, "\n")+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOutput rejects an output folder that cannot be right.
+func (b *Builder) checkOutput(u *Unit, out string) error {
+	need := ""
+	switch {
+	case u.Name == "runtime":
+		need = "bin/postgres"
+	case u.Name == "pg-dump":
+		need = "bin/pg_dump"
+	case u.Name == "pgdata-template":
+		need = "data/PG_VERSION"
+	case u.Entry != nil && u.Entry.ModuleFile != "":
+		need = "lib/postgresql/" + u.Entry.ModuleFile
+	case u.Entry != nil && u.Entry.ControlFile != "":
+		need = "share/postgresql/extension/" + filepath.Base(u.Entry.ControlFile)
+	}
+	if need == "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(out, need)); err != nil {
+		return fmt.Errorf("%s: the step finished but %s was not installed", u.Name, need)
+	}
+	return nil
+}
+
+func (b *Builder) checkCheckout(name string) error {
+	dir := b.opts.Layout.Checkout(name)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("source %s: %s is missing: run 'pgxtask sources fetch --target %s'", name, rel(b.root, dir), b.target.Name)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return fmt.Errorf("source %s: %s is empty: run 'pgxtask sources fetch --target %s'", name, rel(b.root, dir), b.target.Name)
+	}
+	return nil
+}
+
+func summarize(names []string) string {
+	if len(names) <= 4 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, ... (%d units)", strings.Join(names[:3], ", "), len(names))
+}
+
+// ------------------------------------------------------------------ logs
+
+// stageLog writes a step's output to logs/<stage>.log and to the console:
+// every line with a "[stage] " prefix when verbose (a terminal), else only
+// the step markers ("== ...") — a quiet summary for CI. The last lines are
+// kept for error reports.
+type stageLog struct {
+	mu      sync.Mutex
+	file    *os.File
+	path    string
+	console io.Writer
+	prefix  string
+	verbose bool
+	partial []byte
+	last    []string
+}
+
+func (b *Builder) stageWriter(stage string) *stageLog {
+	dir := filepath.Join(b.out, "logs")
+	_ = os.MkdirAll(dir, 0o755)
+	p := filepath.Join(dir, strings.ReplaceAll(stage, "/", "-")+".log")
+	f, _ := os.Create(p)
+	return &stageLog{file: f, path: p, console: b.log, prefix: "[" + stage + "] ", verbose: b.verbose}
+}
+
+func (l *stageLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.file != nil {
+		l.file.Write(p)
+	}
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+func (l *stageLog) line(s string) {
+	l.last = append(l.last, s)
+	if len(l.last) > 60 {
+		l.last = l.last[len(l.last)-60:]
+	}
+	if l.verbose || strings.HasPrefix(s, "== ") {
+		fmt.Fprintf(l.console, "%s%s\n", l.prefix, s)
+	}
+}
+
+// Flush writes out a last line without a newline.
+func (l *stageLog) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.partial) > 0 {
+		l.line(string(l.partial))
+		l.partial = nil
+	}
+}
+
+// Close closes the log file.
+func (l *stageLog) Close() error {
+	l.Flush()
+	if l.file != nil {
+		return l.file.Close()
+	}
+	return nil
+}
+
+func (l *stageLog) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var sb strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(strings.Join(l.last, "\n")))
+	for sc.Scan() {
+		sb.WriteString("  " + l.prefix + sc.Text() + "\n")
+	}
+	return sb.String()
+}
+
+var errIncomplete = errors.New("incomplete")

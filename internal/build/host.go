@@ -1,0 +1,133 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// HostRunner runs the same step scripts on the host with the host compilers
+// (darwin, development). Container paths in the step's env and command are
+// mapped to the mounts' host folders; the scratch folder is a fresh temporary
+// folder per step.
+type HostRunner struct {
+	// CCacheDir is the host compiler cache folder (mapped from CCacheMount).
+	CCacheDir string
+}
+
+// Name implements Runner.
+func (r *HostRunner) Name() string { return "host" }
+
+// Run implements Runner.
+func (r *HostRunner) Run(ctx context.Context, step Step, log io.Writer) error {
+	scratch, err := os.MkdirTemp("", "pgxtask-"+strings.ReplaceAll(step.Stage, "/", "-")+"-")
+	if err != nil {
+		return fmt.Errorf("stage %s: scratch folder: %w", step.Stage, err)
+	}
+	defer os.RemoveAll(scratch)
+	uid, gid, asUser, err := parseUser(step.User)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", step.Stage, err)
+	}
+	if asUser {
+		if err := os.Chown(scratch, uid, gid); err != nil {
+			return fmt.Errorf("stage %s: %w", step.Stage, err)
+		}
+	}
+	m := r.pathMap(step, scratch)
+	args := make([]string, len(step.Cmd))
+	for i, a := range step.Cmd {
+		args[i] = m.Replace(a)
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	env := os.Environ()
+	for _, kv := range step.Env {
+		env = append(env, m.Replace(kv))
+	}
+	cmd.Env = env
+	cmd.Dir = m.Replace(step.WorkDir)
+	if cmd.Dir == "" {
+		cmd.Dir = scratch
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if asUser {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	// Cancellation ends the whole process group (make and its children).
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return &ExitError{Stage: step.Stage, Code: ee.ExitCode()}
+	}
+	if err != nil {
+		return fmt.Errorf("stage %s: run %s: %w", step.Stage, args[0], err)
+	}
+	return nil
+}
+
+// pathMap maps container paths to host paths, longest first.
+func (r *HostRunner) pathMap(step Step, scratch string) *strings.Replacer {
+	pairs := map[string]string{ScratchDir: scratch}
+	for _, mt := range step.Mounts {
+		if mt.Volume {
+			pairs[mt.Target] = r.CCacheDir
+			continue
+		}
+		pairs[mt.Target] = mt.Source
+	}
+	keys := make([]string, 0, len(pairs))
+	for k := range pairs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
+	var old []string
+	for _, k := range keys {
+		old = append(old, k, pairs[k])
+	}
+	return strings.NewReplacer(old...)
+}
+
+// parseUser reads "uid:gid"; asUser is false for "" or when not root (then
+// the step runs as the current user, which is already unprivileged).
+func parseUser(u string) (uid, gid int, asUser bool, err error) {
+	if u == "" || os.Geteuid() != 0 {
+		return 0, 0, false, nil
+	}
+	a, b, ok := strings.Cut(u, ":")
+	if !ok {
+		b = a
+	}
+	if uid, err = strconv.Atoi(a); err != nil {
+		return 0, 0, false, fmt.Errorf("user %q: want uid:gid", u)
+	}
+	if gid, err = strconv.Atoi(b); err != nil {
+		return 0, 0, false, fmt.Errorf("user %q: want uid:gid", u)
+	}
+	return uid, gid, true, nil
+}
+
+// hostCompiler returns the first line of `gcc --version` and its major
+// version.
+func hostCompiler(ctx context.Context) (line, major string, err error) {
+	out, err := exec.CommandContext(ctx, "gcc", "-dumpfullversion", "-dumpversion").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("host runner: gcc not found on PATH: install gcc or use --runner docker: %w", err)
+	}
+	v := strings.TrimSpace(string(out))
+	major, _, _ = strings.Cut(v, ".")
+	return "gcc " + v, major, nil
+}
