@@ -1,0 +1,125 @@
+package loader
+
+import (
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// VerifyMode says how much an open checks before it trusts cached files.
+type VerifyMode int
+
+const (
+	// VerifyReceipt, the default, hashes an archive only when it is extracted
+	// (the sha256 must match the manifest) and checks warm cache entries
+	// against their receipt by file size and type, without rehashing.
+	VerifyReceipt VerifyMode = iota
+	// VerifyFull also rehashes every archive the open uses and every file of
+	// the cache entries it uses, against the manifest and the receipts.
+	VerifyFull
+)
+
+// Config describes one server to open. Only Dist is required.
+type Config struct {
+	// Dist is the distribution: a file system whose top level holds
+	// manifest.json and the archives it names. Use DirFS for a folder, or
+	// pass an embed.FS (via fs.Sub) from an asset module.
+	Dist fs.FS
+
+	// Root is the folder that holds the server's PGDATA, socket, lock and
+	// log. Empty means a new temporary folder that Close removes. A
+	// persistent root is created when missing and reopened with its data
+	// otherwise.
+	Root string
+
+	// Extensions are extension ids from the manifest (for example "vector",
+	// "pg_trgm"). Their archives, and those of the extensions they require,
+	// are installed and CREATE EXTENSION runs for each.
+	Extensions []string
+
+	// TCP makes the server listen on 127.0.0.1 as well as on its unix socket.
+	// Port 0 then picks a free port. Setting Port implies TCP.
+	TCP bool
+	// Port is the TCP port (with TCP) and the number in the unix socket's
+	// name. Zero with TCP picks a free port; zero without TCP uses 5432 for
+	// the socket name, which cannot clash because the socket lives in the
+	// root.
+	Port int
+
+	// Username is the role DatabaseURL connects as; default "postgres".
+	// A role other than the template's superuser is created as a superuser
+	// when missing.
+	Username string
+	// Database is the database DatabaseURL names; default "postgres". It is
+	// created when missing.
+	Database string
+
+	// Settings are server settings passed as -c name=value. They override
+	// the loader's own defaults; for temporary roots those are fsync=off,
+	// synchronous_commit=off and full_page_writes=off (the data is discarded
+	// on Close, so durability buys nothing).
+	Settings map[string]string
+
+	// Logger receives the loader's progress (debug level) and the server's
+	// log lines (debug level, attribute "postgres"). Nil discards both.
+	Logger *slog.Logger
+
+	// CacheDir overrides the cache folder ($PGXTASK_CACHE_DIR, else
+	// os.UserCacheDir()/pgxtask).
+	CacheDir string
+
+	// Verify selects how much is checked; the zero value is VerifyReceipt.
+	Verify VerifyMode
+
+	// StartTimeout bounds the wait for readiness; default 60s.
+	StartTimeout time.Duration
+	// StopTimeout bounds the shutdown in Close before the server's process
+	// group is killed; default 10s.
+	StopTimeout time.Duration
+}
+
+// DirFS returns the dist folder dir as an fs.FS for Config.Dist. Unlike
+// os.DirFS it remembers the folder, so errors name real paths.
+func DirFS(dir string) fs.FS {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	return dirFS{FS: os.DirFS(abs), dir: abs}
+}
+
+type dirFS struct {
+	fs.FS
+	dir string
+}
+
+// distName is how errors name a file of the dist.
+func distName(fsys fs.FS, name string) string {
+	if d, ok := fsys.(dirFS); ok {
+		return filepath.Join(d.dir, filepath.FromSlash(name))
+	}
+	return "dist:" + name
+}
+
+func (c *Config) withDefaults() {
+	if c.Username == "" {
+		c.Username = "postgres"
+	}
+	if c.Database == "" {
+		c.Database = "postgres"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 60 * time.Second
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 10 * time.Second
+	}
+	if c.Port != 0 {
+		c.TCP = true
+	}
+}

@@ -1,0 +1,107 @@
+package loader
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// copyTree copies the folder src to dst (which must not exist), keeping
+// modes and symlinks. Regular files go through copyFile, which clones or
+// copies them with the fastest method the file system allows.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, info.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			if err := copyFile(path, target, info); err != nil {
+				return fmt.Errorf("copy %s: %w", path, err)
+			}
+			return nil
+		default:
+			return fmt.Errorf("copy %s: unsupported file type %s", path, d.Type())
+		}
+	})
+}
+
+// linkTree recreates the folder src at dst with hard links to src's files
+// (symlinks are recreated, folders made). Where a hard link fails (another
+// file system), the file is copied.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		if rel == receiptName {
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			if rel == "." {
+				return os.MkdirAll(target, info.Mode().Perm())
+			}
+			return os.Mkdir(target, info.Mode().Perm())
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			if err := os.Link(path, target); err == nil {
+				return nil
+			}
+			return copyFile(path, target, info)
+		default:
+			return fmt.Errorf("link %s: unsupported file type %s", path, d.Type())
+		}
+	})
+}
+
+// copyFileStream is the portable fallback of copyFile.
+func copyFileStream(src, dst string, info fs.FileInfo) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, info.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

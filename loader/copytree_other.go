@@ -1,0 +1,11 @@
+//go:build !linux
+
+package loader
+
+import "io/fs"
+
+// copyFile copies one regular file with a streamed copy.
+func copyFile(src, dst string, info fs.FileInfo) error { return copyFileStream(src, dst, info) }
+
+// punchZeroes is a no-op where hole punching is not wired up.
+func punchZeroes(path string, size int64) {}

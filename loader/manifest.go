@@ -1,0 +1,133 @@
+package loader
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+		"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/pglite-oxide/pgxtask/internal/archive"
+	"github.com/pglite-oxide/pgxtask/internal/dist"
+)
+
+// manifest is the dist's manifest.json (internal/dist, which imports only
+// the standard library).
+type manifest struct{ *dist.Manifest }
+
+type (
+	artifact     = dist.Artifact
+	toolArtifact = dist.Tool
+	extArtifact  = dist.Extension
+)
+
+// loadManifest reads and checks manifest.json of the dist.
+func loadManifest(fsys fs.FS) (*manifest, error) {
+	m, err := dist.Load(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("dist %s: %w (Config.Dist must hold the folder `pgxtask assets package` writes)", distName(fsys, "."), err)
+	}
+	if want := runtime.GOOS + "-" + runtime.GOARCH; m.Target != want {
+		return nil, fmt.Errorf("dist: %s: target %q cannot run on %s: use the %s dist", distName(fsys, dist.ManifestFile), m.Target, want, want)
+	}
+	return &manifest{m}, nil
+}
+
+// extension returns the manifest entry of id.
+func (m *manifest) extension(id string) (*extArtifact, bool) { return m.Extension(id) }
+
+// tool returns the tool named name.
+func (m *manifest) tool(name string) (*toolArtifact, bool) { return m.Tool(name) }
+
+// superuser is the role the PGDATA template was initialised with.
+func (m *manifest) superuser() string {
+	if u := m.PgdataTemplate.InitProfile["superuser"]; u != "" {
+		return u
+	}
+	return "postgres"
+}
+
+// closure returns the requested extensions and everything they require, in
+// an order where requirements come first.
+func (m *manifest) closure(ids []string) ([]*extArtifact, error) {
+	var out []*extArtifact
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(id, from string) error
+	visit = func(id, from string) error {
+		switch state[id] {
+		case 1:
+			return fmt.Errorf("extensions: %s requires itself through %s", id, from)
+		case 2:
+			return nil
+		}
+		e, ok := m.extension(id)
+		if !ok {
+			var have []string
+			for _, x := range m.Extensions {
+				have = append(have, x.ID)
+			}
+			sort.Strings(have)
+			where := ""
+			if from != "" {
+				where = fmt.Sprintf(" (required by %s)", from)
+			}
+			return fmt.Errorf("%w: %q%s is not in this dist; it has: %s", ErrUnknownExtension, id, where, strings.Join(have, ", "))
+		}
+		state[id] = 1
+		for _, d := range e.Dependencies {
+			if err := visit(d, id); err != nil {
+				return err
+			}
+		}
+		state[id] = 2
+		out = append(out, e)
+		return nil
+	}
+	for _, id := range ids {
+		if err := visit(id, ""); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// extract unpacks the archive a of the dist into dest, checking its sha256
+// while reading.
+func extract(fsys fs.FS, a artifact, dest string) error {
+	f, err := fsys.Open(a.Archive)
+	if err != nil {
+		return fmt.Errorf("dist: %w", err)
+	}
+	defer f.Close()
+	err = archive.Extract(f, dest, archive.ExtractOptions{SHA256: a.SHA256, Decompress: archive.Zstd})
+	if errors.Is(err, archive.ErrChecksum) {
+		return fmt.Errorf("%w: %s does not match the sha256 %s in manifest.json: the dist is damaged or was changed after packaging; package it again (pgxtask assets package)",
+			ErrChecksum, distName(fsys, a.Archive), a.SHA256)
+	}
+	if err != nil {
+		return fmt.Errorf("dist: %s: %w", distName(fsys, a.Archive), err)
+	}
+	return nil
+}
+
+// verifyArtifact rehashes the archive a of the dist.
+func verifyArtifact(fsys fs.FS, a artifact) error {
+	f, err := fsys.Open(a.Archive)
+	if err != nil {
+		return fmt.Errorf("dist: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("dist: %s: %w", distName(fsys, a.Archive), err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != a.SHA256 {
+		return fmt.Errorf("%w: %s has sha256 %s, manifest.json says %s: the dist is damaged or was changed after packaging; package it again (pgxtask assets package)",
+			ErrChecksum, distName(fsys, a.Archive), got, a.SHA256)
+	}
+	return nil
+}

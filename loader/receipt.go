@@ -1,0 +1,176 @@
+package loader
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
+)
+
+// receiptName is the file, at the top of every cache entry, that records
+// what the entry holds. It is written before the entry is renamed into
+// place, so an entry without it is not an entry the loader made.
+const receiptName = ".pgxtask-receipt.json"
+
+// receipt describes a complete cache entry.
+type receipt struct {
+	FormatVersion int            `json:"format-version"`
+	Kind          string         `json:"kind"`
+	Sources       []receiptInput `json:"sources"`
+	Files         []receiptFile  `json:"files"`
+}
+
+// receiptInput is one archive an entry was made from.
+type receiptInput struct {
+	Archive string `json:"archive"`
+	SHA256  string `json:"sha256"`
+}
+
+// receiptFile is one file, symlink or folder of an entry.
+type receiptFile struct {
+	Path   string `json:"path"`
+	Type   string `json:"type"` // file | dir | symlink
+	Mode   uint32 `json:"mode,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	Target string `json:"target,omitempty"`
+}
+
+// scanTree lists dir's contents for a receipt, hashing every regular file.
+func scanTree(dir string) ([]receiptFile, error) {
+	var files []receiptFile
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		if rel == "." || rel == receiptName {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			files = append(files, receiptFile{Path: rel, Type: "dir", Mode: uint32(info.Mode().Perm())})
+		case d.Type()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			files = append(files, receiptFile{Path: rel, Type: "symlink", Target: t})
+		case d.Type().IsRegular():
+			sum, err := hashFile(path)
+			if err != nil {
+				return err
+			}
+			files = append(files, receiptFile{Path: rel, Type: "file", Mode: uint32(info.Mode().Perm()), Size: info.Size(), SHA256: sum})
+		default:
+			return fmt.Errorf("%s: unexpected file type %s", path, d.Type())
+		}
+		return nil
+	})
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, err
+}
+
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func writeReceipt(dir string, r receipt) error {
+	data, err := json.MarshalIndent(r, "", " ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, receiptName), append(data, '\n'), 0o644)
+}
+
+func readReceipt(dir string) (receipt, error) {
+	var r receipt
+	data, err := os.ReadFile(filepath.Join(dir, receiptName))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return r, fmt.Errorf("%w: %s has no %s: remove the folder and open again", ErrCorruptCache, dir, receiptName)
+		}
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil || r.FormatVersion != 1 {
+		return r, fmt.Errorf("%w: %s: unreadable receipt (%v): remove the folder and open again", ErrCorruptCache, filepath.Join(dir, receiptName), err)
+	}
+	return r, nil
+}
+
+// checkTree compares dir with its receipt: types and sizes always, contents
+// (sha256) when full is set. The first difference is the error.
+func checkTree(dir string, r receipt, full bool) error {
+	bad := func(path, what string) error {
+		return fmt.Errorf("%w: %s: %s (the cache entry %s no longer matches its receipt; remove that folder and open again)",
+			ErrCorruptCache, filepath.Join(dir, filepath.FromSlash(path)), what, dir)
+	}
+	for _, f := range r.Files {
+		p := filepath.Join(dir, filepath.FromSlash(f.Path))
+		info, err := os.Lstat(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return bad(f.Path, "missing")
+			}
+			return err
+		}
+		switch f.Type {
+		case "dir":
+			if !info.IsDir() {
+				return bad(f.Path, "is no longer a folder")
+			}
+		case "symlink":
+			if info.Mode()&fs.ModeSymlink == 0 {
+				return bad(f.Path, "is no longer a symlink")
+			}
+		case "file":
+			if !info.Mode().IsRegular() {
+				return bad(f.Path, "is no longer a regular file")
+			}
+			if info.Size() != f.Size {
+				return bad(f.Path, fmt.Sprintf("is %d bytes, the receipt says %d", info.Size(), f.Size))
+			}
+			if full {
+				sum, err := hashFile(p)
+				if err != nil {
+					return err
+				}
+				if sum != f.SHA256 {
+					return bad(f.Path, fmt.Sprintf("has sha256 %s, the receipt says %s", sum, f.SHA256))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// shortHash is the first 16 hex digits of the sha256 of s.
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
