@@ -1,0 +1,526 @@
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/pglite-oxide/pgxtask/internal/sources"
+)
+
+// fakePostgres is a small PostgreSQL-shaped tree: contrib folders with the
+// patterns real contrib uses (the USE_PGXS switch, MODULE_big named
+// differently from the extension, requires, a module without a control
+// file, a folder that builds several extensions, $(filter ..., $(LIBS))).
+var fakePostgres = map[string]string{
+	"contrib/Makefile":          "SUBDIRS = alpha\n",
+	"contrib/contrib-global.mk": "NO_PGXS = 1\ninclude $(top_srcdir)/src/makefiles/pgxs.mk\n",
+	"contrib/alpha/Makefile": `# contrib/alpha/Makefile
+MODULE_big = _alpha
+OBJS = \
+	$(WIN32RES) \
+	alpha_main.o
+EXTENSION = alpha
+DATA = alpha--1.0.sql alpha--1.0--1.1.sql
+REGRESS = alpha
+SHLIB_LINK += $(filter -lcrypto -lz, $(LIBS))
+ifeq ($(PORTNAME), win32)
+SHLIB_LINK += -lws2_32
+endif
+
+ifdef USE_PGXS
+PG_CONFIG = pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+else
+subdir = contrib/alpha
+top_builddir = ../..
+include $(top_builddir)/src/Makefile.global
+include $(top_srcdir)/contrib/contrib-global.mk
+endif
+`,
+	"contrib/alpha/alpha.control":        "# alpha\ncomment = 'alpha things'\ndefault_version = '1.1'\nmodule_pathname = '$libdir/_alpha'\nrelocatable = true\ntrusted = true\n",
+	"contrib/alpha/alpha_main.c":         "void _PG_init(void) {}\n",
+	"contrib/beta/Makefile":              "MODULES = beta\nEXTENSION = beta\nDATA = beta--1.0.sql\nSHLIB_LINK += $(UUID_LIBS)\n",
+	"contrib/beta/beta.control":          "comment = 'needs alpha'\ndefault_version = '1.0'\nmodule_pathname = '$libdir/beta'\nrequires = 'alpha'\nrelocatable = false\nschema = public\n",
+	"contrib/beta/beta.c":                "if (!process_shared_preload_libraries_in_progress) return;\nerrmsg(\"beta must be loaded via shared_preload_libraries\");\n",
+	"contrib/logger/Makefile":            "MODULE_big = logger\nOBJS = logger.o\nPGFILEDESC = \"logger\"\n",
+	"contrib/logger/logger.c":            "void _PG_init(void) {}\n",
+	"contrib/pair/Makefile":              "MODULES = one two\nEXTENSION = one two\nDATA = one--1.0.sql two--1.0.sql\n",
+	"contrib/pair/one.control":           "default_version = '1.0'\nmodule_pathname = '$libdir/one'\nrelocatable = true\n",
+	"contrib/pair/two.control":           "default_version = '1.0'\nmodule_pathname = '$libdir/two'\nrelocatable = true\n",
+	"contrib/sqlonly/Makefile":           "EXTENSION = sqlonly\nDATA = sqlonly--1.0.sql\n",
+	"contrib/sqlonly/sqlonly.control":    "default_version = '1.0'\nrelocatable = true\n",
+	"contrib/start-scripts/README":       "no Makefile here\n",
+	"contrib/tool/Makefile":              "PROGRAM = tool\nOBJS = tool.o\n",
+	"src/pl/plpgsql/src/plpgsql.control": "default_version = '1.0'\n",
+}
+
+// fakeWidget is a PGXS tree nobody has seen before: a version taken from
+// the control file with $(shell), DATA from $(wildcard), a module named
+// differently from the extension and a native library.
+var fakeWidget = map[string]string{
+	"Makefile": `EXTENSION    = widget
+EXTVERSION   = $(shell grep default_version $(EXTENSION).control | sed -e "s/.*'\(.*\)'/\1/")
+MODULE_big   = widget_core
+OBJS         = src/core.o src/extra.o
+DATA         = $(wildcard sql/*--*.sql)
+DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
+SHLIB_LINK  += -lxml2
+PG_CPPFLAGS  = -Iinclude
+PG_CONFIG   ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@
+`,
+	"widget.control":           "comment = 'widgets'\ndefault_version = '0.3'\nmodule_pathname = '$libdir/widget_core'\nrequires = 'alpha'\nrelocatable = true\n",
+	"sql/widget--0.1--0.2.sql": "", "sql/widget--0.2--0.3.sql": "", "sql/widget.sql": "",
+	"src/core.c":  "void _PG_init(void) { if (process_shared_preload_libraries_in_progress) {} }\n",
+	"src/extra.c": "\n",
+}
+
+// fakeTap is a SQL-only PGXS tree whose control file still names a module.
+var fakeTap = map[string]string{
+	"Makefile":         "EXTENSION = tap\nDATA = sql/tap--1.0.sql\nPG_CONFIG ?= pg_config\nPGXS := $(shell $(PG_CONFIG) --pgxs)\ninclude $(PGXS)\n",
+	"tap.control":      "default_version = '1.0'\nmodule_pathname = '$libdir/tap'\nrequires = 'plpgsql'\nrelocatable = true\nsuperuser = false\n",
+	"sql/tap--1.0.sql": "",
+}
+
+var linuxVars = map[string]string{"PORTNAME": "linux", "with_ssl": "openssl"}
+
+func unitMap(us []Unit) map[string]Unit {
+	m := map[string]Unit{}
+	for _, u := range us {
+		m[u.ID] = u
+	}
+	return m
+}
+
+func TestDiscoverContrib(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, fakePostgres)
+	units, err := DiscoverSource(sources.Source{Name: "pg", Role: sources.RolePostgres}, root, linuxVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := unitMap(units)
+	var ids []string
+	for _, u := range units {
+		ids = append(ids, u.ID)
+	}
+	sort.Strings(ids)
+	if want := []string{"alpha", "beta", "logger", "one", "sqlonly", "two"}; !reflect.DeepEqual(ids, want) {
+		t.Fatalf("ids = %v, want %v (programs and folders without a Makefile are not units)", ids, want)
+	}
+	a := got["alpha"]
+	if a.NativeModule != "_alpha" || a.Kind != KindExtension || a.SourceDir != "contrib/alpha" || a.ControlFile != "contrib/alpha/alpha.control" {
+		t.Errorf("alpha = %+v", a)
+	}
+	if !reflect.DeepEqual(a.NativeDeps, []string{"openssl", "zlib"}) {
+		t.Errorf("alpha native deps = %v, want [openssl zlib] from $(filter -lcrypto -lz, $(LIBS))", a.NativeDeps)
+	}
+	if !reflect.DeepEqual(a.DataFiles, []string{"alpha--1.0--1.1.sql", "alpha--1.0.sql"}) {
+		t.Errorf("alpha data files = %v", a.DataFiles)
+	}
+	if a.Control.DefaultVersion != "1.1" || !a.Control.Trusted {
+		t.Errorf("alpha control = %+v", a.Control)
+	}
+	b := got["beta"]
+	if !reflect.DeepEqual(b.Dependencies, []string{"alpha"}) || !reflect.DeepEqual(b.NativeDeps, []string{"libuuid"}) {
+		t.Errorf("beta deps = %v native = %v", b.Dependencies, b.NativeDeps)
+	}
+	if !reflect.DeepEqual(b.Lifecycle, []string{LifecyclePreloadRequired, LifecycleRestartRequired}) {
+		t.Errorf("beta lifecycle = %v", b.Lifecycle)
+	}
+	l := got["logger"]
+	if l.Kind != KindModule || l.SQLName != "" || l.NativeModule != "logger" || !reflect.DeepEqual(l.Lifecycle, []string{LifecycleLoadSQL}) {
+		t.Errorf("logger = %+v, want a module loaded with LOAD", l)
+	}
+	if one := got["one"]; one.NativeModule != "one" || !reflect.DeepEqual(one.SharedSourceDir, []string{"two"}) || !reflect.DeepEqual(one.DataFiles, []string{"one--1.0.sql"}) {
+		t.Errorf("one = %+v", one)
+	}
+	if s := got["sqlonly"]; s.NativeModule != "" || s.buildKind() != BuildPostgresContrib {
+		t.Errorf("sqlonly = %+v", s)
+	}
+}
+
+func TestDiscoverNewPGXSTree(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, fakeWidget)
+	units, err := DiscoverSource(sources.Source{Name: "widget-src", Role: sources.RoleExtension}, root, linuxVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(units) != 1 {
+		t.Fatalf("units = %+v, want widget only", units)
+	}
+	w := units[0]
+	if w.ID != "widget" || w.NativeModule != "widget_core" || w.SourceKind != SourcePGXSExternal || w.SourceDir != "." || w.buildKind() != BuildPGXSExternal {
+		t.Errorf("widget = %+v", w)
+	}
+	if !reflect.DeepEqual(w.NativeDeps, []string{"libxml2"}) || !reflect.DeepEqual(w.Dependencies, []string{"alpha"}) {
+		t.Errorf("widget deps = %v native = %v", w.Dependencies, w.NativeDeps)
+	}
+	if !reflect.DeepEqual(w.Lifecycle, []string{LifecyclePreloadOptional}) {
+		t.Errorf("widget lifecycle = %v", w.Lifecycle)
+	}
+	if !reflect.DeepEqual(w.DataFiles, []string{"sql/widget--.sql", "sql/widget--0.1--0.2.sql", "sql/widget--0.2--0.3.sql"}) {
+		t.Errorf("widget data files = %v", w.DataFiles)
+	}
+	if len(w.Notes) == 0 || !strings.Contains(strings.Join(w.Notes, " "), "DATA_built depends on the build") {
+		t.Errorf("widget notes = %v, want a note that DATA_built needs $(shell)", w.Notes)
+	}
+
+	tap := t.TempDir()
+	writeFiles(t, tap, fakeTap)
+	units, err = DiscoverSource(sources.Source{Name: "tap-src", Role: sources.RoleExtension}, tap, linuxVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(units) != 1 || units[0].NativeModule != "" || units[0].buildKind() != BuildSQLOnly {
+		t.Fatalf("tap = %+v, want SQL-only", units)
+	}
+}
+
+func TestDiscoverBadInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		setup func(t *testing.T, root string)
+		want  []string
+	}{
+		{
+			name:  "control file syntax error names file:line",
+			files: map[string]string{"Makefile": "EXTENSION = x\n", "x.control": "comment = 'x'\ndefault_version = '1.0\n"},
+			want:  []string{"x.control:2:", "unterminated quoted string"},
+		},
+		{
+			name:  "Makefile references an undefined variable",
+			files: map[string]string{"Makefile": "EXTENSION = x\nMODULE_big = $(MODNAME)\n", "x.control": "default_version = '1'\n"},
+			want:  []string{"MODULE_big references undefined variable", "Makefile:2: $(MODNAME)"},
+		},
+		{
+			name:  "unreadable control file",
+			files: map[string]string{"Makefile": "EXTENSION = x\n"},
+			// Tests run as root, which reads any file whatever its mode:
+			// a control "file" that is a folder is the unreadable case
+			// that can be produced for real here.
+			setup: func(t *testing.T, root string) {
+				if err := os.Mkdir(filepath.Join(root, "x.control"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: []string{"read control file", "x.control", "is a directory"},
+		},
+		{
+			name:  "EXTENSION without its control file",
+			files: map[string]string{"Makefile": "EXTENSION = x y\n", "x.control": "default_version = '1'\n"},
+			want:  []string{"Makefile:1: EXTENSION names \"y\"", "y.control"},
+		},
+		{
+			name:  "module_pathname names a module the Makefile does not build",
+			files: map[string]string{"Makefile": "EXTENSION = x\nMODULES = other\n", "x.control": "module_pathname = '$libdir/x'\n"},
+			want:  []string{"x.control: module_pathname = '$libdir/x' but the Makefile builds other"},
+		},
+		{
+			name:  "MODULES from $(shell)",
+			files: map[string]string{"Makefile": "EXTENSION = x\nMODULES = $(shell ls *.c)\n", "x.control": "default_version = '1'\n"},
+			want:  []string{"Makefile:2: MODULES depends on $(shell ...)"},
+		},
+		{
+			name:  "not a PGXS tree",
+			files: map[string]string{"Makefile": "all:\n\techo hi\n"},
+			want:  []string{"has no control file and builds no module"},
+		},
+		{
+			name:  "no Makefile",
+			files: map[string]string{"x.control": "default_version = '1'\n"},
+			want:  []string{"read Makefile"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeFiles(t, root, tt.files)
+			if tt.setup != nil {
+				tt.setup(t, root)
+			}
+			_, err := DiscoverSource(sources.Source{Name: "bad", Role: sources.RoleExtension}, root, linuxVars)
+			if err == nil {
+				t.Fatalf("no error, want %v", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDiscoverUnfetched(t *testing.T) {
+	_, err := DiscoverSource(sources.Source{Name: "gone", Role: sources.RoleExtension}, filepath.Join(t.TempDir(), "gone"), nil)
+	if err == nil || !strings.Contains(err.Error(), "pgxtask sources fetch --only gone") {
+		t.Fatalf("error = %v, want the fetch command", err)
+	}
+	var pe *os.PathError
+	_ = errors.As(err, &pe)
+}
+
+// testProject makes a project-shaped set of inputs over the fake trees.
+func testProject(t *testing.T, intent string) Inputs {
+	t.Helper()
+	root := t.TempDir()
+	writeFiles(t, filepath.Join(root, "pg"), fakePostgres)
+	writeFiles(t, filepath.Join(root, "widget-src"), fakeWidget)
+	writeFiles(t, filepath.Join(root, "tap-src"), fakeTap)
+	m := &sources.Manifest{Path: "sources.toml", Sources: []sources.Source{
+		{Name: "pg", Kind: "archive", Role: sources.RolePostgres, Version: "1", SHA256: strings.Repeat("a", 64), Targets: []string{"linux-amd64", "linux-arm64"}},
+		{Name: "widget-src", Kind: "git", Role: sources.RoleExtension, Commit: strings.Repeat("b", 40), Targets: []string{"linux-amd64", "linux-arm64"}},
+		{Name: "tap-src", Kind: "archive", Role: sources.RoleExtension, SHA256: strings.Repeat("c", 64), Targets: []string{"linux-amd64"}},
+		{Name: "docs", Kind: "git", Role: sources.RoleReference, Commit: strings.Repeat("d", 40), Targets: []string{"linux-amd64"}},
+	}}
+	in, err := ParseIntent("promoted.toml", []byte(intent))
+	if err != nil {
+		t.Fatalf("ParseIntent: %v", err)
+	}
+	return Inputs{Manifest: m, Intent: in, Smoke: NewSmoke(), Checkout: func(n string) string { return filepath.Join(root, n) },
+		IntentHash: InputHash{Path: "assets/extensions.promoted.toml", SHA256: "x"}, SmokeHash: InputHash{Path: "assets/extensions.smoke.toml", SHA256: "y"}}
+}
+
+const goodIntent = `format-version = 1
+[targets.linux-amd64]
+module-suffix = ".so"
+toolchain-libraries = ["openssl", "zlib", "libuuid", "libxml2"]
+runtime-extensions = ["plpgsql"]
+[targets.linux-amd64.make-vars]
+PORTNAME = "linux"
+[targets.linux-arm64]
+module-suffix = ".so"
+toolchain-libraries = ["openssl", "zlib", "libuuid"]
+[targets.linux-arm64.make-vars]
+PORTNAME = "linux"
+
+[[extensions]]
+id = "alpha"
+stable = true
+[[extensions]]
+id = "beta"
+stable = true
+[[extensions]]
+id = "logger"
+lifecycle = ["preload-required"]
+[[extensions]]
+id = "one"
+[[extensions]]
+id = "two"
+build = false
+blocker = "example: two is not wanted"
+[[extensions]]
+id = "sqlonly"
+[[extensions]]
+id = "widget"
+stable = true
+make-args = ["OPTFLAGS="]
+[extensions.targets.linux-arm64]
+build = false
+blocker = "the arm64 builder has no libxml2"
+[[extensions]]
+id = "tap"
+stable = true
+`
+
+func TestGenerate(t *testing.T) {
+	in := testProject(t, goodIntent)
+	in.Smoke.Set("linux-amd64", "alpha", SmokeResult{Direct: SmokePassed, Server: SmokePassed, Restart: SmokePassed, Archive: strings.Repeat("e", 64)})
+	in.Smoke.Set("linux-amd64", "beta", SmokeResult{Direct: SmokePassed, Server: SmokeFailed, Restart: SmokePassed, Archive: strings.Repeat("f", 64)})
+	res, err := Generate(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) != 0 {
+		t.Fatalf("problems: %v", res.Problems)
+	}
+	amd, _ := res.Plan.Target("linux-amd64")
+	arm, _ := res.Plan.Target("linux-arm64")
+	var amdIDs, armIDs []string
+	for _, e := range amd.Entries {
+		amdIDs = append(amdIDs, e.ID)
+	}
+	for _, e := range arm.Entries {
+		armIDs = append(armIDs, e.ID)
+	}
+	if want := []string{"alpha", "beta", "logger", "one", "sqlonly", "tap", "widget"}; !reflect.DeepEqual(amdIDs, want) {
+		t.Errorf("amd64 plan = %v, want %v", amdIDs, want)
+	}
+	if want := []string{"alpha", "beta", "logger", "one", "sqlonly"}; !reflect.DeepEqual(armIDs, want) {
+		t.Errorf("arm64 plan = %v, want %v (widget blocked there, tap not a source)", armIDs, want)
+	}
+	a, _ := amd.Entry("alpha")
+	if a.ModuleFile != "_alpha.so" || a.BuildKind != BuildPostgresContrib || a.Archive != "extensions/alpha.tar.zst" || a.ControlFile != "alpha.control" {
+		t.Errorf("alpha entry = %+v", a)
+	}
+	w, _ := amd.Entry("widget")
+	if w.BuildKind != BuildPGXSExternal || w.ModuleFile != "widget_core.so" || !reflect.DeepEqual(w.MakeArgs, []string{"OPTFLAGS="}) || w.Source != "widget-src" {
+		t.Errorf("widget entry = %+v", w)
+	}
+	tap, _ := amd.Entry("tap")
+	if tap.BuildKind != BuildSQLOnly || tap.ModuleFile != "" {
+		t.Errorf("tap entry = %+v", tap)
+	}
+	one, _ := amd.Entry("one")
+	if len(one.SharedSourceDir) != 0 {
+		t.Errorf("one shares its folder only with two, which is blocked: %v", one.SharedSourceDir)
+	}
+	lg, _ := amd.Entry("logger")
+	if lg.Kind != KindModule || !reflect.DeepEqual(lg.Lifecycle, []string{LifecycleLoadSQL, LifecyclePreloadRequired}) {
+		t.Errorf("logger entry = %+v", lg)
+	}
+	order, err := amd.InstallOrder([]string{"widget", "beta", "tap"})
+	if err != nil || !reflect.DeepEqual(order, []string{"alpha", "beta", "tap", "widget"}) {
+		t.Errorf("install order = %v, %v", order, err)
+	}
+
+	tc, _ := res.Catalog.Target("linux-amd64")
+	ua, _ := tc.Unit("alpha")
+	if p := ua.Promotion; !p.Requested || !p.Packaged || !p.Stable || !p.Promoted {
+		t.Errorf("alpha promotion = %+v, want promoted", p)
+	}
+	ub, _ := tc.Unit("beta")
+	if p := ub.Promotion; !p.Packaged || p.Promoted {
+		t.Errorf("beta promotion = %+v: server smoke failed, so not promoted", p)
+	}
+	uo, _ := tc.Unit("one")
+	if uo.Promotion.Promoted || uo.Promotion.Packaged {
+		t.Errorf("one has no smoke evidence: %+v", uo.Promotion)
+	}
+	u2, _ := tc.Unit("two")
+	if u2.Promotion.Requested || u2.Promotion.Blocker != "example: two is not wanted" {
+		t.Errorf("two promotion = %+v", u2.Promotion)
+	}
+	if s := tc.Summary; s.Extensions != 7 || s.Modules != 1 || s.Requested != 7 || s.Blocked != 1 || s.Packaged != 2 || s.Promoted != 1 {
+		t.Errorf("summary = %+v", s)
+	}
+	var pins []string
+	for _, p := range res.Plan.GeneratedFrom.Sources {
+		pins = append(pins, p.Name+"@"+p.Pin[:1])
+	}
+	if want := []string{"pg@a", "tap-src@c", "widget-src@b"}; !reflect.DeepEqual(pins, want) {
+		t.Errorf("generated-from sources = %v, want %v (reference sources are not read)", pins, want)
+	}
+
+	// Same inputs, same bytes.
+	f1, err := res.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := Generate(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, _ := res2.Files()
+	for _, n := range AllFiles {
+		if !bytes.Equal(f1[n], f2[n]) {
+			t.Errorf("%s differs between two generations of the same inputs", n)
+		}
+	}
+	if !strings.Contains(string(f1[ContribTSV]), "linux-amd64\talpha\textension\talpha\tpostgres-contrib\tpg\tcontrib/alpha\t_alpha.so\t-\t-\topenssl,zlib\t-\textensions/alpha.tar.zst\n") {
+		t.Errorf("contrib TSV row for alpha missing:\n%s", f1[ContribTSV])
+	}
+	if strings.Contains(string(f1[ContribTSV]), "widget") || !strings.Contains(string(f1[PGXSTSV]), "widget") {
+		t.Errorf("widget belongs in pgxs-build.tsv only")
+	}
+
+	// Write, check clean, edit, check reports a diff.
+	dir := t.TempDir()
+	if err := WriteFiles(dir, f1, AllFiles...); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckFiles(dir, f1, "fix-it", AllFiles...); err != nil {
+		t.Fatalf("fresh files drifted: %v", err)
+	}
+	p, err := LoadPlan(filepath.Join(dir, PlanFile))
+	if err != nil || !reflect.DeepEqual(p, res.Plan) {
+		t.Fatalf("LoadPlan round trip: %v", err)
+	}
+	edited := bytes.Replace(f1[PlanFile], []byte(`"module-file": "_alpha.so"`), []byte(`"module-file": "alpha.so"`), 1)
+	if err := os.WriteFile(filepath.Join(dir, PlanFile), edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, PGXSTSV))
+	err = CheckFiles(dir, f1, "fix-it", AllFiles...)
+	var de *DriftError
+	if !errors.As(err, &de) {
+		t.Fatalf("CheckFiles after edit = %v, want *DriftError", err)
+	}
+	if !reflect.DeepEqual(de.Files, []string{PlanFile, PGXSTSV}) {
+		t.Errorf("drifted = %v", de.Files)
+	}
+	for _, w := range []string{"@@ -58,5 +58,5 @@", `-          "module-file": "alpha.so",`, `+          "module-file": "_alpha.so",`, "pgxs-build.tsv (missing)", "fix: run 'fix-it'"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("drift report lacks %q:\n%s", w, err)
+		}
+	}
+}
+
+func TestGenerateIntentProblems(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(string) string
+		wantErr string
+		want    []string
+	}{
+		{
+			name: "extension neither requested nor blocked",
+			edit: func(s string) string { return strings.Replace(s, "[[extensions]]\nid = \"one\"\n", "", 1) },
+			want: []string{"linux-amd64: extension one (contrib/pair) is neither requested nor blocked", "linux-arm64: extension one"},
+		},
+		{
+			name:    "promoted id that no source provides",
+			edit:    func(s string) string { return s + "[[extensions]]\nid = \"ghost\"\n" },
+			wantErr: `promoted.toml:42: id "ghost" is not provided by any source of targets linux-amd64, linux-arm64`,
+		},
+		{
+			name: "requested extension requires a blocked one",
+			edit: func(s string) string {
+				return strings.Replace(s, "id = \"alpha\"\nstable = true\n", "id = \"alpha\"\nbuild = false\nblocker = \"test\"\n", 1)
+			},
+			want: []string{"linux-amd64: beta requires alpha, which is not requested for linux-amd64", "linux-amd64: widget requires alpha"},
+		},
+		{
+			name: "native library the toolchain lacks",
+			edit: func(s string) string {
+				return strings.Replace(s, "build = false\nblocker = \"the arm64 builder has no libxml2\"\n", "", 1)
+			},
+			want: []string{"linux-arm64: widget links libxml2, which the linux-arm64 toolchain does not provide"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := testProject(t, tt.edit(goodIntent))
+			res, err := Generate(in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			joined := strings.Join(res.Problems, "\n")
+			for _, w := range tt.want {
+				if !strings.Contains(joined, w) {
+					t.Errorf("problems lack %q:\n%s", w, joined)
+				}
+			}
+		})
+	}
+}
