@@ -74,10 +74,7 @@ func (r *Report) WriteChart(path string) error {
 
 func (r *Report) suitePlot(s SuiteResult) (*plot.Plot, error) {
 	p := plot.New()
-	head := "median"
-	if s.Headline == "trimmed-mean-micros" {
-		head = "10% trimmed mean"
-	}
+	head := headlineLabel(s.Headline)
 	p.Title.Text = fmt.Sprintf("perf %s: %s suite (%s), %s per test, ms (shorter is faster)", r.Command, s.Suite, s.Mode, head)
 	p.X.Label.Text = "ms"
 	p.X.Min = 0

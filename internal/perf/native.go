@@ -90,7 +90,9 @@ func runAsUnprivileged(cmd *exec.Cmd) {
 // from binDir with a unix socket there and no TCP listener, with the
 // server's default settings plus settings. It waits until the server
 // accepts connections.
-func StartServer(ctx context.Context, binDir string, settings map[string]string) (*Server, error) {
+//
+// rec, when not nil, receives the phases "initdb" and "server-start".
+func StartServer(ctx context.Context, binDir string, settings map[string]string, rec *PhaseRecorder) (*Server, error) {
 	dir, err := os.MkdirTemp("", "pgxtask-perf-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("system postgres: %w", err)
@@ -109,7 +111,10 @@ func StartServer(ctx context.Context, binDir string, settings map[string]string)
 	initdb := exec.CommandContext(ctx, filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres",
 		"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
 	runAsUnprivileged(initdb)
-	if out, err := initdb.CombinedOutput(); err != nil {
+	t0 := time.Now()
+	out, err := initdb.CombinedOutput()
+	rec.Record("initdb", time.Since(t0))
+	if err != nil {
 		return fail(fmt.Errorf("system postgres: %s: %v\n%s", initdb.String(), err, lastLines(string(out), 20)))
 	}
 	args := []string{"-D", data, "-k", dir, "-p", strconv.Itoa(s.port), "-c", "listen_addresses="}
@@ -124,6 +129,7 @@ func StartServer(ctx context.Context, binDir string, settings map[string]string)
 	s.cmd = exec.Command(filepath.Join(binDir, "postgres"), args...)
 	runAsUnprivileged(s.cmd)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	t0 = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		return fail(fmt.Errorf("system postgres: start %s: %w", s.cmd.Path, err))
 	}
@@ -132,6 +138,7 @@ func StartServer(ctx context.Context, binDir string, settings map[string]string)
 		s.Stop()
 		return nil, err
 	}
+	rec.Record("server-start", time.Since(t0))
 	return s, nil
 }
 
@@ -201,14 +208,14 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// OpenNative starts the machine's PostgreSQL in a temporary folder and
-// connects to it.
-func OpenNative(ctx context.Context) (System, error) {
+// OpenNative starts the machine's PostgreSQL in a temporary folder with
+// settings on top of its defaults and connects to it.
+func OpenNative(ctx context.Context, settings map[string]string) (System, error) {
 	bin, err := FindSystemPostgres()
 	if err != nil {
 		return nil, err
 	}
-	srv, err := StartServer(ctx, bin, nil)
+	srv, err := StartServer(ctx, bin, settings, nil)
 	if err != nil {
 		return nil, err
 	}

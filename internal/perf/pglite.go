@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,13 +126,16 @@ type PGliteStart struct {
 
 // pgliteSystem talks to the Node runner.
 type pgliteSystem struct {
-	info   SystemInfo
-	start  PGliteStart
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-	stderr *lockedBuffer
-	done   chan error
+	info  SystemInfo
+	start PGliteStart
+	// readyAfter is process start until the ready line (node start,
+	// module load, new PGlite(), first query).
+	readyAfter time.Duration
+	cmd        *exec.Cmd
+	stdin      io.WriteCloser
+	stdout     *bufio.Reader
+	stderr     *lockedBuffer
+	done       chan error
 }
 
 type lockedBuffer struct {
@@ -152,19 +156,20 @@ func (l *lockedBuffer) String() string {
 }
 
 // OpenPGlite starts the Node runner from dir (see EnsurePGlite) with an
-// in-memory PGlite database and waits until it answered its first query.
-func OpenPGlite(ctx context.Context, dir string) (System, error) {
-	s, err := openPGlite(ctx, dir)
+// in-memory PGlite database, loading the named PGlite extensions (e.g.
+// "vector"), and waits until it answered its first query.
+func OpenPGlite(ctx context.Context, dir string, extensions []string) (System, error) {
+	s, err := openPGlite(ctx, dir, extensions)
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func openPGlite(ctx context.Context, dir string) (*pgliteSystem, error) {
+func openPGlite(ctx context.Context, dir string, extensions []string) (*pgliteSystem, error) {
 	cmd := exec.Command("node", "runner.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NODE_NO_WARNINGS=1")
+	cmd.Env = append(os.Environ(), "NODE_NO_WARNINGS=1", "PGXTASK_PGLITE_EXTENSIONS="+strings.Join(extensions, ","))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -175,6 +180,7 @@ func openPGlite(ctx context.Context, dir string) (*pgliteSystem, error) {
 	}
 	s := &pgliteSystem{cmd: cmd, stdin: stdin, stdout: bufio.NewReaderSize(stdout, 1<<16), stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = s.stderr
+	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start node runner.mjs in %s: %w", dir, err)
 	}
@@ -187,28 +193,32 @@ func openPGlite(ctx context.Context, dir string) (*pgliteSystem, error) {
 		}
 	}()
 	var ready struct {
-		Ready         bool              `json:"ready"`
-		Error         string            `json:"error"`
-		PGliteVersion string            `json:"pgliteVersion"`
-		NodeVersion   string            `json:"nodeVersion"`
-		Settings      map[string]string `json:"settings"`
+		Ready         bool   `json:"ready"`
+		Error         string `json:"error"`
+		PGliteVersion string `json:"pgliteVersion"`
+		NodeVersion   string `json:"nodeVersion"`
 		PGliteStart
 	}
 	if err := s.read(&ready); err != nil {
 		s.kill()
 		return nil, err
 	}
+	s.readyAfter = time.Since(t0)
 	if !ready.Ready {
 		s.kill()
 		return nil, fmt.Errorf("PGlite runner: %s\n%s", ready.Error, lastLines(s.stderr.String(), 20))
 	}
 	s.start = ready.PGliteStart
-	settings := ready.Settings
+	settings, err := s.settings(serverFacts)
+	if err != nil {
+		s.kill()
+		return nil, err
+	}
 	version := settings["server_version"]
 	delete(settings, "server_version")
 	s.info = SystemInfo{
 		Name:            SystemPGlite,
-		Description:     fmt.Sprintf("PGlite %s in Node %s (in memory)", ready.PGliteVersion, ready.NodeVersion),
+		Description:     fmt.Sprintf("PGlite %s in Node %s (in memory%s)", ready.PGliteVersion, ready.NodeVersion, extNote(extensions)),
 		PostgresVersion: version,
 		PGliteVersion:   ready.PGliteVersion,
 		NodeVersion:     ready.NodeVersion,
@@ -216,6 +226,28 @@ func openPGlite(ctx context.Context, dir string) (*pgliteSystem, error) {
 		Transport:       "in process (Node), timed around the PGlite call",
 	}
 	return s, nil
+}
+
+// settings asks the runner for the current value of each named setting.
+func (s *pgliteSystem) settings(names []string) (map[string]string, error) {
+	b, err := json.Marshal(map[string]any{"op": "info", "settings": names})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.stdin.Write(append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("PGlite runner: %w", err)
+	}
+	var ans struct {
+		Settings map[string]string `json:"settings"`
+		Error    *string           `json:"error"`
+	}
+	if err := s.read(&ans); err != nil {
+		return nil, err
+	}
+	if ans.Error != nil {
+		return nil, fmt.Errorf("pglite: %s", *ans.Error)
+	}
+	return ans.Settings, nil
 }
 
 // read decodes one JSON line from the runner.
@@ -301,4 +333,11 @@ func (s *pgliteSystem) Close() error {
 		<-exited
 		return errors.New("PGlite runner did not exit within 10 s of closing its input; killed")
 	}
+}
+
+func extNote(exts []string) string {
+	if len(exts) == 0 {
+		return ""
+	}
+	return ", extensions " + strings.Join(exts, ",")
 }

@@ -6,10 +6,11 @@
 //   {"op":"exec","sql":"...","repeat":N}          -> {"micros":[...]}  (simple protocol, db.exec)
 //   {"op":"query","sql":"...","repeat":N}         -> {"micros":[...]}  (extended protocol, db.query)
 //   {"op":"tx","stmts":["..."],"repeat":N}        -> {"micros":[...]}  (db.transaction)
+//   {"op":"info","settings":["name",...]}         -> {"settings":{...}}
 //   any failure                                   -> {"error":"..."}
 //
 // On start it prints {"ready":true, ...} with the open and first-query
-// timings and the versions. PGlite's own console output goes to stderr so
+// timings and the versions, as soon as the first query answered. PGlite's own console output goes to stderr so
 // that stdout carries only the protocol.
 import { PGlite } from "@electric-sql/pglite";
 import { createInterface } from "node:readline";
@@ -30,25 +31,28 @@ const pkg = JSON.parse(
 let db;
 try {
   const t0 = performance.now();
-  const dataDir = process.env.PGXTASK_PGLITE_DATADIR || undefined;
-  db = new PGlite(dataDir);
+  const options = {};
+  if (process.env.PGXTASK_PGLITE_DATADIR) options.dataDir = process.env.PGXTASK_PGLITE_DATADIR;
+  const wanted = (process.env.PGXTASK_PGLITE_EXTENSIONS || "").split(",").filter(Boolean);
+  if (wanted.length > 0) {
+    options.extensions = {};
+    for (const name of wanted) {
+      const mod = await import("@electric-sql/pglite/" + name);
+      options.extensions[name] = mod[name];
+    }
+  }
+  db = new PGlite(options);
   await db.waitReady;
   const openMicros = micros(t0);
   const t1 = performance.now();
   await db.query("SELECT 1");
   const firstQueryMicros = micros(t1);
-  const settings = {};
-  for (const name of ["server_version", "fsync", "synchronous_commit", "shared_buffers", "wal_level", "full_page_writes"]) {
-    const r = await db.query("SELECT current_setting($1) AS v", [name]);
-    settings[name] = r.rows[0].v;
-  }
   send({
     ready: true,
     openMicros,
     firstQueryMicros,
     pgliteVersion: pkg.version,
     nodeVersion: process.version,
-    settings,
   });
 } catch (e) {
   send({ error: "open PGlite: " + (e && e.stack ? e.stack : String(e)) });
@@ -82,6 +86,14 @@ async function handle(req) {
         out.push(micros(t0));
       }
       break;
+    case "info": {
+      const settings = {};
+      for (const name of req.settings) {
+        const r = await db.query("SELECT current_setting($1) AS v", [name]);
+        settings[name] = r.rows[0].v;
+      }
+      return { settings };
+    }
     default:
       throw new Error("unknown op " + JSON.stringify(req.op));
   }

@@ -104,10 +104,24 @@ type PhaseStats struct {
 
 // headline returns the figure named by field.
 func headline(s Stats, field string) float64 {
-	if field == "trimmed-mean-micros" {
+	switch field {
+	case "trimmed-mean-micros":
 		return s.TrimmedMeanMicros
+	case "average-micros":
+		return s.AverageMicros
 	}
 	return s.P50Micros
+}
+
+// headlineLabel names the headline figure for people.
+func headlineLabel(field string) string {
+	switch field {
+	case "trimmed-mean-micros":
+		return "10% trimmed mean"
+	case "average-micros":
+		return "average"
+	}
+	return "median"
 }
 
 // finish fills ratios and the summary of a suite; reference is the report's
@@ -150,9 +164,12 @@ func (s *SuiteResult) finish(reference string) {
 		g := geo[sys]
 		f := Figure{System: sys, Stats: Stats{Iterations: len(g[0]), MinMicros: round3(Geomean(g[0]))}}
 		h := round3(Geomean(g[1]))
-		if s.Headline == "trimmed-mean-micros" {
+		switch s.Headline {
+		case "trimmed-mean-micros":
 			f.TrimmedMeanMicros = h
-		} else {
+		case "average-micros":
+			f.AverageMicros = h
+		default:
 			f.P50Micros = h
 		}
 		if refMin > 0 && refHead > 0 {
@@ -282,10 +299,7 @@ func (r *Report) Markdown() string {
 	}
 	b.WriteString("\n")
 	for _, s := range r.Suites {
-		head := "median"
-		if s.Headline == "trimmed-mean-micros" {
-			head = "10% trimmed mean"
-		}
+		head := headlineLabel(s.Headline)
 		fmt.Fprintf(&b, "## %s (%s)\n\nmin / %s; ratio = %s ÷ %s's (above 1 is slower).\n\n", s.Suite, s.Mode, head, head, r.Reference)
 		b.WriteString("| Test |")
 		sep := "|---|"

@@ -62,6 +62,10 @@ type System interface {
 	Close() error
 }
 
+// serverFacts are the settings every system reports (server_version goes
+// to SystemInfo.PostgresVersion, the rest to Settings).
+var serverFacts = []string{"server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "wal_level"}
+
 // pgxSystem drives a PostgreSQL server through one long-lived pgx
 // connection. It serves pgxtask's loader-started server and the system
 // PostgreSQL alike, so the client side is identical for both.
@@ -82,7 +86,7 @@ func newPgxSystem(ctx context.Context, info SystemInfo, url string, stop func() 
 	if s.info.Settings == nil {
 		s.info.Settings = map[string]string{}
 	}
-	for _, name := range []string{"server_version", "fsync", "synchronous_commit", "shared_buffers", "wal_level", "full_page_writes"} {
+	for _, name := range serverFacts {
 		var v string
 		if err := conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err != nil {
 			conn.Close(ctx)
