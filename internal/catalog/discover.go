@@ -7,8 +7,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
@@ -134,22 +136,46 @@ func discoverContrib(name, root string, makeVars map[string]string) ([]Unit, err
 		return nil, fmt.Errorf("source %s: read contrib: %w", name, err)
 	}
 	env := newMakeEnv(makeVars, false)
-	var out []Unit
-	var errs []error
+	var dirs []string
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
-		rel := "contrib/" + e.Name()
 		if _, err := os.Stat(filepath.Join(contrib, e.Name(), "Makefile")); err != nil {
 			continue // start-scripts: no Makefile, nothing to build
 		}
-		units, err := discoverDir(name, root, rel, SourcePostgresContrib, env)
-		if err != nil {
-			errs = append(errs, err)
+		dirs = append(dirs, "contrib/"+e.Name())
+	}
+	// Folders are independent: read them in parallel, keep their order.
+	type result struct {
+		units []Unit
+		err   error
+	}
+	results := make([]result, len(dirs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0)*2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				results[i].units, results[i].err = discoverDir(name, root, dirs[i], SourcePostgresContrib, env)
+			}
+		}()
+	}
+	for i := range dirs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	var out []Unit
+	var errs []error
+	for _, r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
 			continue
 		}
-		out = append(out, units...)
+		out = append(out, r.units...)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("source %s: %w", name, errors.Join(errs...))
