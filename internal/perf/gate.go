@@ -203,6 +203,9 @@ func Gate(report *Report, bl *Baseline) (GateResult, error) {
 	if report.Reference != SystemPgxtask {
 		return GateResult{}, fmt.Errorf("the perf gate needs pgxtask in the run; the reference is %q", report.Reference)
 	}
+	if sc, ok := report.Options["scale"].(float64); ok && bl.Scale != 0 && sc != bl.Scale {
+		return GateResult{}, fmt.Errorf("the run's --scale %v differs from the baseline's %v: ratios at other scales are not comparable; run with --scale %v", sc, bl.Scale, bl.Scale)
+	}
 	var res GateResult
 	keys := make([]string, 0, len(bl.Ratios))
 	for k := range bl.Ratios {

@@ -90,6 +90,12 @@ func TestGate(t *testing.T) {
 	if err != nil || res.Failed() {
 		t.Errorf("uniformly slower machine failed the gate: %v %s", err, res)
 	}
+	// Another scale is refused: ratios depend on the row counts.
+	other := reportWith([]float64{1000, 1000}, []float64{1000, 1000})
+	other.Options["scale"] = 0.5
+	if _, err := Gate(other, bl); err == nil || !strings.Contains(err.Error(), "--scale") {
+		t.Errorf("gate at another scale: err %v", err)
+	}
 	// A run without native cannot be gated against a native baseline.
 	noNative := reportWith([]float64{1000, 1000}, []float64{1000, 1000})
 	noNative.Systems = noNative.Systems[:1]

@@ -221,7 +221,7 @@ func OpenNative(ctx context.Context, settings map[string]string) (System, error)
 	}
 	info := SystemInfo{
 		Name:        SystemNative,
-		Description: postgresVersion(bin) + " from " + bin + " (system PostgreSQL, temp dir, default settings)",
+		Description: postgresVersion(bin) + " from " + bin + " (system PostgreSQL, temp dir" + settingsNote(settings) + ")",
 		Transport:   "unix socket, pgx",
 	}
 	sys, err := newPgxSystem(ctx, info, srv.URL(), srv.Stop)
@@ -230,4 +230,20 @@ func OpenNative(ctx context.Context, settings map[string]string) (System, error)
 		return nil, err
 	}
 	return sys, nil
+}
+
+func settingsNote(settings map[string]string) string {
+	if len(settings) == 0 {
+		return ", default settings"
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, k+"="+settings[k])
+	}
+	return ", defaults plus " + strings.Join(parts, " ")
 }

@@ -156,8 +156,8 @@ func (l *lockedBuffer) String() string {
 }
 
 // OpenPGlite starts the Node runner from dir (see EnsurePGlite) with an
-// in-memory PGlite database, loading the named PGlite extensions (e.g.
-// "vector"), and waits until it answered its first query.
+// in-memory PGlite database, loading the named contrib extensions of the
+// package (@electric-sql/pglite/contrib/<name>, e.g. "pg_trgm"), and waits until it answered its first query.
 func OpenPGlite(ctx context.Context, dir string, extensions []string) (System, error) {
 	s, err := openPGlite(ctx, dir, extensions)
 	if err != nil {

@@ -37,7 +37,7 @@ try {
   if (wanted.length > 0) {
     options.extensions = {};
     for (const name of wanted) {
-      const mod = await import("@electric-sql/pglite/" + name);
+      const mod = await import("@electric-sql/pglite/contrib/" + name);
       options.extensions[name] = mod[name];
     }
   }

@@ -127,25 +127,36 @@ func headlineLabel(field string) string {
 // finish fills ratios and the summary of a suite; reference is the report's
 // reference system.
 func (s *SuiteResult) finish(reference string) {
-	geo := map[string][2][]float64{}
-	var order []string
 	for ti := range s.Tests {
 		t := &s.Tests[ti]
-		var ref *Figure
-		for fi := range t.Figures {
-			if t.Figures[fi].System == reference && t.Figures[fi].Skipped == "" {
-				ref = &t.Figures[fi]
-			}
+		ref, ok := figureFor(t.Figures, reference)
+		if !ok || ref.Skipped != "" || ref.MinMicros <= 0 || headline(ref.Stats, s.Headline) <= 0 {
+			continue
 		}
 		for fi := range t.Figures {
 			f := &t.Figures[fi]
 			if f.Skipped != "" {
 				continue
 			}
-			if ref != nil && ref.MinMicros > 0 && headline(ref.Stats, s.Headline) > 0 {
-				f.RatioMin = round3(f.MinMicros / ref.MinMicros)
-				f.RatioHeadline = round3(headline(f.Stats, s.Headline) / headline(ref.Stats, s.Headline))
+			f.RatioMin = round3(f.MinMicros / ref.MinMicros)
+			f.RatioHeadline = round3(headline(f.Stats, s.Headline) / headline(ref.Stats, s.Headline))
+		}
+	}
+	// The summary is the geometric mean over the tests that every system
+	// ran, so that all systems are summarised over the same tests.
+	var order []string
+	geo := map[string][2][]float64{}
+	for _, t := range s.Tests {
+		complete := len(t.Figures) > 0
+		for _, f := range t.Figures {
+			if f.Skipped != "" {
+				complete = false
 			}
+		}
+		if !complete {
+			continue
+		}
+		for _, f := range t.Figures {
 			g, seen := geo[f.System]
 			if !seen {
 				order = append(order, f.System)
@@ -341,6 +352,13 @@ func (r *Report) Markdown() string {
 			row("**geomean**", s.Summary)
 		}
 		b.WriteString("\n")
+		for _, t := range s.Tests {
+			for _, f := range t.Figures {
+				if f.Skipped != "" {
+					fmt.Fprintf(&b, "- %s on %s: skipped (%s).\n", t.ID, f.System, f.Skipped)
+				}
+			}
+		}
 		for _, t := range s.Tests {
 			for _, f := range t.Figures {
 				if len(f.Phases) == 0 {
