@@ -1,0 +1,430 @@
+package sources
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pglite-oxide/pgxtask/internal/archive"
+	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
+	"github.com/pglite-oxide/pgxtask/internal/termui"
+)
+
+// AptSource runs `apt-get source --download-only <spec>` in dir and returns
+// its combined output. The fetcher judges the result by the files that
+// arrived, not by the error: apt fails as a whole when the Debian part of a
+// package is missing even though the orig tarball downloaded.
+type AptSource func(ctx context.Context, dir, spec string) ([]byte, error)
+
+// RealApt runs the system apt-get.
+func RealApt(ctx context.Context, dir, spec string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "apt-get", "source", "--download-only", spec)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
+	return cmd.CombinedOutput()
+}
+
+// PinRecord is written next to an archive checkout
+// (assets/checkouts/<name>.pin.json), outside the source tree, so a reuse
+// check is a stat and a small read.
+type PinRecord struct {
+	FormatVersion int    `json:"format-version"`
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	SHA256        string `json:"sha256"`
+	// TreeSHA256 is the digest of the extracted tree (paths, kinds,
+	// executable bits, contents), recomputed by `sources verify`.
+	TreeSHA256 string `json:"tree-sha256"`
+	Route      string `json:"route"`
+}
+
+// PinRecordPath is where the pin record of an archive checkout lives.
+func (f *Fetcher) PinRecordPath(name string) string {
+	return filepath.Join(f.Checkouts, name+".pin.json")
+}
+
+// CachePath is the content-addressed cache entry of a download.
+func (f *Fetcher) CachePath(sha string) string {
+	return filepath.Join(f.CacheDir, "downloads", sha)
+}
+
+func readPinRecord(path string) (PinRecord, error) {
+	var r PinRecord
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
+	dir := f.Dir(s.Name)
+	recPath := f.PinRecordPath(s.Name)
+	rec, recErr := readPinRecord(recPath)
+	_, dirErr := os.Stat(dir)
+	if recErr == nil && dirErr == nil && rec.SHA256 == s.SHA256 {
+		return Result{Action: ActionReused}, nil
+	}
+	action := ActionFetched
+	if dirErr == nil {
+		// Replace only a tree this fetcher made and nobody changed.
+		if recErr != nil {
+			return Result{}, fmt.Errorf("%s exists but has no readable pin record %s (%v): delete the folder and fetch again", dir, recPath, recErr)
+		}
+		digest, err := TreeDigest(dir)
+		if err != nil {
+			return Result{}, err
+		}
+		if digest != rec.TreeSHA256 {
+			return Result{}, fmt.Errorf("%s (pin %s) has local changes: its tree digest is %s, %s was recorded; save your changes elsewhere, delete the folder and fetch again", dir, rec.SHA256, digest, rec.TreeSHA256)
+		}
+		action = ActionMoved
+	} else if !errors.Is(dirErr, fs.ErrNotExist) {
+		return Result{}, dirErr
+	}
+
+	path, route, attempts, err := f.download(ctx, s)
+	res := Result{Action: action, Route: route, Attempts: attempts}
+	if err != nil {
+		return res, err
+	}
+	tmp, err := os.MkdirTemp(f.Checkouts, "."+s.Name+".tmp-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(tmp)
+	tree := filepath.Join(tmp, "tree")
+	if err := f.extract(path, tree, s); err != nil {
+		return res, err
+	}
+	digest, err := TreeDigest(tree)
+	if err != nil {
+		return res, err
+	}
+	// Drop the old record first: a record must never describe a tree it
+	// does not match.
+	if err := os.Remove(recPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, err
+	}
+	if action == ActionMoved {
+		if err := os.Rename(dir, filepath.Join(tmp, "old")); err != nil {
+			return res, fmt.Errorf("move the old checkout aside: %w", err)
+		}
+	}
+	if err := os.Rename(tree, dir); err != nil {
+		return res, fmt.Errorf("move checkout into place: %w", err)
+	}
+	b, _ := json.MarshalIndent(PinRecord{FormatVersion: 1, Name: s.Name, Version: s.Version, SHA256: s.SHA256, TreeSHA256: digest, Route: route}, "", "  ")
+	if err := atomicfile.WriteFile(recPath, append(b, '\n'), 0o644); err != nil {
+		return res, fmt.Errorf("write pin record: %w", err)
+	}
+	return res, nil
+}
+
+// extract unpacks the cached archive into dest (which must not exist),
+// dropping the single top-level folder.
+func (f *Fetcher) extract(path, dest string, s Source) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	br := bufio.NewReaderSize(file, 1<<20)
+	magic, _ := br.Peek(6)
+	dec, err := decompressorFor(magic)
+	if err != nil {
+		return fmt.Errorf("%s (%s %s): %w", path, s.Name, s.Version, err)
+	}
+	if err := archive.Extract(br, dest, archive.ExtractOptions{StripComponents: 1, SHA256: s.SHA256, Decompress: dec}); err != nil {
+		return fmt.Errorf("extract %s %s: %w", s.Name, s.Version, err)
+	}
+	return nil
+}
+
+// decompressorFor picks the decompressor from the file's first bytes (the
+// cache names files by hash, not by extension).
+func decompressorFor(magic []byte) (archive.Decompressor, error) {
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return archive.Gzip, nil
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return archive.Bzip2, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return archive.Zstd, nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return nil, errors.New("xz-compressed tarballs are not supported: pin a .tar.gz, .tar.bz2 or .tar.zst")
+	}
+	return nil, nil // plain tar; the tar reader rejects anything else
+}
+
+// download returns the path of a verified cache entry of s, fetching it
+// through the routes (each URL in order, then Debian) when the cache lacks
+// it. A cache entry with the wrong content is removed and fetched again.
+func (f *Fetcher) download(ctx context.Context, s Source) (path, route string, attempts []Attempt, err error) {
+	path = f.CachePath(s.SHA256)
+	switch got, err := fileSHA256(path); {
+	case err == nil && got == s.SHA256:
+		return path, "cache", nil, nil
+	case err == nil:
+		// Tampered or corrupted: never use it, fetch again.
+		if rerr := os.Remove(path); rerr != nil {
+			return "", "", nil, fmt.Errorf("remove corrupt cache entry %s: %w", path, rerr)
+		}
+		attempts = append(attempts, Attempt{Route: "cache " + path, Error: fmt.Sprintf("sha256 is %s, want %s: removed, fetching again", got, s.SHA256)})
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", "", nil, err
+	}
+	for _, u := range s.URLs {
+		r := "url " + u
+		if err := f.httpGet(ctx, u, s, path); err != nil {
+			attempts = append(attempts, Attempt{Route: r, Error: err.Error()})
+			if ctx.Err() != nil {
+				return "", "", attempts, ctx.Err()
+			}
+			continue
+		}
+		return path, r, append(attempts, Attempt{Route: r}), nil
+	}
+	if s.Debian != "" {
+		r := "debian apt-get source --download-only " + s.Debian
+		if err := f.debianGet(ctx, s, path); err != nil {
+			attempts = append(attempts, Attempt{Route: r, Error: err.Error()})
+		} else {
+			return path, r, append(attempts, Attempt{Route: r}), nil
+		}
+	}
+	return "", "", attempts, &RoutesError{What: fmt.Sprintf("%s %s (sha256 %s)", s.Name, s.Version, s.SHA256), Attempts: attempts}
+}
+
+func (f *Fetcher) httpGet(ctx context.Context, url string, s Source, dest string) error {
+	client := f.HTTP
+	if client == nil {
+		client = DefaultHTTPClient()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "pgxtask")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %s", resp.Status)
+	}
+	out, err := atomicfile.Create(dest, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	h := sha256.New()
+	pw := &progressWriter{p: f.Progress, name: s.Name, total: resp.ContentLength}
+	n, err := io.Copy(io.MultiWriter(out, h, pw), resp.Body)
+	f.Progress.Done()
+	if err != nil {
+		return fmt.Errorf("download interrupted after %d bytes: %w", n, err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return fmt.Errorf("truncated download: got %d of %d bytes", n, resp.ContentLength)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != s.SHA256 {
+		return fmt.Errorf("sha256 of the %d bytes served is %s, want %s (different bytes than the pin)", n, got, s.SHA256)
+	}
+	return out.Commit()
+}
+
+func (f *Fetcher) debianGet(ctx context.Context, s Source, dest string) error {
+	if _, err := exec.LookPath("apt-get"); err != nil && f.Apt == nil {
+		return errors.New("apt-get not found (this route needs a Debian-based machine with deb-src entries)")
+	}
+	tmpRoot := filepath.Join(f.CacheDir, "tmp")
+	if err := os.MkdirAll(tmpRoot, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(tmpRoot, "apt-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	// apt drops privileges to _apt when it can; let it write here.
+	_ = os.Chmod(tmp, 0o777)
+	apt := f.Apt
+	if apt == nil {
+		apt = RealApt
+	}
+	f.Progress.Update("%s: apt-get source --download-only %s", s.Name, s.Debian)
+	out, aptErr := apt(ctx, tmp, s.Debian)
+	f.Progress.Done()
+	// Judge by what arrived: the orig tarball with the pinned hash.
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	var seen []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.Contains(e.Name(), ".orig.tar") {
+			continue
+		}
+		p := filepath.Join(tmp, e.Name())
+		got, err := fileSHA256(p)
+		if err != nil {
+			return err
+		}
+		if got == s.SHA256 {
+			if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+				return err
+			}
+			if err := os.Rename(p, dest); err != nil {
+				return fmt.Errorf("move %s into the cache: %w", e.Name(), err)
+			}
+			return nil
+		}
+		seen = append(seen, fmt.Sprintf("%s has sha256 %s", e.Name(), got))
+	}
+	msg := "no orig tarball arrived"
+	if len(seen) > 0 {
+		msg = "no orig tarball with the pinned sha256 arrived (" + strings.Join(seen, "; ") + ")"
+	}
+	if aptErr != nil {
+		msg += fmt.Sprintf("; apt-get: %v: %s", aptErr, lastLines(string(out), 3))
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New(msg)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+type progressWriter struct {
+	p     *termui.Progress
+	name  string
+	n     int64
+	total int64
+}
+
+func (w *progressWriter) Write(b []byte) (int, error) {
+	w.n += int64(len(b))
+	if w.total > 0 {
+		w.p.Update("%s: %s / %s", w.name, termui.Bytes(w.n), termui.Bytes(w.total))
+	} else {
+		w.p.Update("%s: %s", w.name, termui.Bytes(w.n))
+	}
+	return len(b), nil
+}
+
+// TreeDigest is the sha256 over a folder's entries in path order: for each
+// its slash path, its kind (d, f, x for executable files, l), and for files
+// the sha256 of the content, for links the target.
+func TreeDigest(root string) (string, error) {
+	var paths []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != root {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(paths)
+	h := sha256.New()
+	for _, p := range paths {
+		rel, _ := filepath.Rel(root, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case fi.IsDir():
+			fmt.Fprintf(h, "d %s\n", filepath.ToSlash(rel))
+		case fi.Mode()&os.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(h, "l %s %s\n", filepath.ToSlash(rel), t)
+		case fi.Mode().IsRegular():
+			sum, err := fileSHA256(p)
+			if err != nil {
+				return "", err
+			}
+			kind := "f"
+			if fi.Mode()&0o111 != 0 {
+				kind = "x"
+			}
+			fmt.Fprintf(h, "%s %s %s\n", kind, filepath.ToSlash(rel), sum)
+		default:
+			fmt.Fprintf(h, "? %s\n", filepath.ToSlash(rel))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (f *Fetcher) verifyArchive(s Source) error {
+	dir := f.Dir(s.Name)
+	rec, err := readPinRecord(f.PinRecordPath(s.Name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s is not fetched: run pgxtask sources fetch --only %s", dir, s.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if rec.SHA256 != s.SHA256 {
+		return fmt.Errorf("%s holds sha256 %s, pin is %s: run pgxtask sources fetch --only %s", dir, rec.SHA256, s.SHA256, s.Name)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("%s: %w: run pgxtask sources fetch --only %s", dir, err, s.Name)
+	}
+	digest, err := TreeDigest(dir)
+	if err != nil {
+		return err
+	}
+	if digest != rec.TreeSHA256 {
+		return fmt.Errorf("%s changed since it was extracted (tree digest %s, recorded %s): delete it and run pgxtask sources fetch --only %s", dir, digest, rec.TreeSHA256, s.Name)
+	}
+	if got, err := fileSHA256(f.CachePath(s.SHA256)); err == nil && got != s.SHA256 {
+		return fmt.Errorf("cache entry %s has sha256 %s, want %s: delete it (the next fetch downloads it again)", f.CachePath(s.SHA256), got, s.SHA256)
+	}
+	return nil
+}
