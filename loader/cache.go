@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -72,8 +73,11 @@ var errEntryMissing = errors.New("cache entry missing")
 // is checked against its receipt (full: with hashes).
 func (c *cache) ensure(ctx context.Context, kind, name string, full bool, fill func(tmp string) ([]receiptInput, error)) (string, error) {
 	path := filepath.Join(c.dir, kind, name)
+	if _, ok := checked.Load(path); ok && !full {
+		return path, nil
+	}
 	if r, err := readReceipt(path); err == nil {
-		return path, checkTree(path, r, full)
+		return path, c.check(path, r, full)
 	} else if _, statErr := os.Stat(path); statErr == nil {
 		return "", err // an entry folder without a valid receipt
 	}
@@ -96,7 +100,7 @@ func (c *cache) ensure(ctx context.Context, kind, name string, full bool, fill f
 		c.log.Debug("waited for another process to make a cache entry", "entry", path, "waited", waited)
 	}
 	if r, err := readReceipt(path); err == nil {
-		return path, checkTree(path, r, full)
+		return path, c.check(path, r, full)
 	} else if _, statErr := os.Stat(path); statErr == nil {
 		return "", err
 	}
@@ -138,7 +142,21 @@ func (c *cache) ensure(ctx context.Context, kind, name string, full bool, fill f
 	}
 	c.log.Debug("made cache entry", "entry", path, "files", len(files), "took", time.Since(start))
 	c.appendLog(kind, name)
+	checked.Store(path, true)
 	return path, nil
+}
+
+// checked holds the entries this process has already checked against their
+// receipts; entries are immutable, so the receipt check runs once per
+// process (VerifyFull checks again every time).
+var checked sync.Map
+
+func (c *cache) check(path string, r receipt, full bool) error {
+	if err := checkTree(path, r, full); err != nil {
+		return err
+	}
+	checked.Store(path, true)
+	return nil
 }
 
 // appendLog records one extraction in extractions.log (an audit trail; the

@@ -66,6 +66,12 @@ type Config struct {
 	// log lines (debug level, attribute "postgres"). Nil discards both.
 	Logger *slog.Logger
 
+	// Trace, when set, is called once per phase of Open, Preload and Close
+	// with its duration. Phases: verify (VerifyFull only), runtime-cache,
+	// extensions, template-cache, template-install, server-start, setup,
+	// shutdown. The perf harness uses it.
+	Trace func(phase string, d time.Duration)
+
 	// CacheDir overrides the cache folder ($PGXTASK_CACHE_DIR, else
 	// os.UserCacheDir()/pgxtask).
 	CacheDir string
@@ -118,6 +124,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 10 * time.Second
+	}
+	if c.Trace == nil {
+		c.Trace = func(string, time.Duration) {}
 	}
 	if c.Port != 0 {
 		c.TCP = true

@@ -1,18 +1,26 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // copyTree copies the folder src to dst (which must not exist), keeping
-// modes and symlinks. Regular files go through copyFile, which clones or
+// modes and symlinks. Folders and symlinks are made while walking; regular
+// files are then copied by a few workers through copyFile, which clones or
 // copies them with the fastest method the file system allows.
 func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+	type job struct {
+		src, dst string
+		info     fs.FileInfo
+	}
+	var jobs []job
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -35,14 +43,32 @@ func copyTree(src, dst string) error {
 			}
 			return os.Symlink(link, target)
 		case d.Type().IsRegular():
-			if err := copyFile(path, target, info); err != nil {
-				return fmt.Errorf("copy %s: %w", path, err)
-			}
+			jobs = append(jobs, job{path, target, info})
 			return nil
 		default:
 			return fmt.Errorf("copy %s: unsupported file type %s", path, d.Type())
 		}
 	})
+	if err != nil {
+		return err
+	}
+	workers := min(4, len(jobs))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(jobs); i += workers {
+				if err := copyFile(jobs[i].src, jobs[i].dst, jobs[i].info); err != nil {
+					errs[w] = fmt.Errorf("copy %s: %w", jobs[i].src, err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // linkTree recreates the folder src at dst with hard links to src's files

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,8 +27,14 @@ func copyFile(src, dst string, info fs.FileInfo) error {
 	if size == 0 {
 		return out.Close()
 	}
-	if err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd())); err == nil {
-		return out.Close()
+	if !noClone.Load() {
+		err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd()))
+		if err == nil {
+			return out.Close()
+		}
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
+			noClone.Store(true) // this file system cannot clone; stop asking
+		}
 	}
 	if err := copyExtents(in, out, size); err != nil {
 		out.Close()
@@ -39,6 +46,10 @@ func copyFile(src, dst string, info fs.FileInfo) error {
 	}
 	return out.Close()
 }
+
+// noClone remembers that reflinks failed with "not supported" (the loader
+// copies between the same two file systems, cache and roots, every time).
+var noClone atomic.Bool
 
 var errFallback = errors.New("fall back to a streamed copy")
 

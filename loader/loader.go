@@ -89,6 +89,12 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	}
 	p := &prepared{man: man, exts: exts, user: user, cache: &cache{dir: cdir, log: cfg.Logger}}
 	full := cfg.Verify == VerifyFull
+	phase := time.Now()
+	lap := func(name string) {
+		now := time.Now()
+		cfg.Trace(name, now.Sub(phase))
+		phase = now
+	}
 	if full {
 		used := []artifact{man.Runtime, man.PgdataTemplate.Artifact}
 		for _, e := range exts {
@@ -99,6 +105,7 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 				return nil, err
 			}
 		}
+		lap("verify")
 	}
 
 	p.baseDir, err = p.cache.ensure(ctx, "runtime", man.Runtime.SHA256, full, func(tmp string) ([]receiptInput, error) {
@@ -110,11 +117,13 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
+	lap("runtime-cache")
 	p.runtimeDir = p.baseDir
 	if len(exts) > 0 {
 		if p.runtimeDir, err = p.extensionSet(ctx, cfg, full); err != nil {
 			return nil, err
 		}
+		lap("extensions")
 	}
 
 	tdir, err := p.cache.ensure(ctx, "pgdata-template", man.PgdataTemplate.SHA256, full, func(tmp string) ([]receiptInput, error) {
@@ -127,6 +136,7 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgdata template: %w", err)
 	}
+	lap("template-cache")
 	p.templateDir = tdir
 	if _, err := os.Stat(filepath.Join(tdir, "data", "PG_VERSION")); err == nil {
 		p.templateDir = filepath.Join(tdir, "data")
@@ -251,9 +261,9 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 			root.release()
 		}
 	}()
-	cfg.Logger.Debug("prepared", "took", time.Since(start))
+	phase := time.Now()
 	created, err := root.installTemplate(p.templateDir, p.user)
-	cfg.Logger.Debug("root ready", "took", time.Since(start))
+	cfg.Trace("template-install", time.Since(phase))
 	if err != nil {
 		return nil, err
 	}
@@ -265,13 +275,15 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 	if !root.temp {
 		inst.logFile, _ = os.OpenFile(filepath.Join(root.dir, "postgres.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	}
+	phase = time.Now()
 	if err := inst.start(ctx, p); err != nil {
 		if inst.logFile != nil {
 			inst.logFile.Close()
 		}
 		return nil, err
 	}
-	cfg.Logger.Debug("started", "took", time.Since(start))
+	cfg.Trace("server-start", time.Since(phase))
+	phase = time.Now()
 	if err := inst.setup(ctx, p); err != nil {
 		inst.srv.stop(syscall.SIGQUIT, cfg.StopTimeout)
 		if inst.logFile != nil {
@@ -279,6 +291,7 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 		}
 		return nil, err
 	}
+	cfg.Trace("setup", time.Since(phase))
 	ok = true
 	cfg.Logger.Debug("server ready", "url", inst.DatabaseURL(), "root", root.dir, "created", created, "took", time.Since(start))
 	return inst, nil
@@ -498,6 +511,9 @@ func (inst *Instance) Port() int { return inst.port }
 // Root is the root folder (PGDATA is Root()/data).
 func (inst *Instance) Root() string { return inst.root.dir }
 
+// PID is the process id of the postmaster.
+func (inst *Instance) PID() int { return inst.srv.cmd.Process.Pid }
+
 // DataDir is the server's PGDATA.
 func (inst *Instance) DataDir() string { return inst.root.dataDir() }
 
@@ -541,9 +557,11 @@ func (inst *Instance) Close() error {
 			sig = syscall.SIGQUIT
 		}
 		var errs []error
+		start := time.Now()
 		if err := inst.srv.stop(sig, inst.cfg.StopTimeout); err != nil {
 			errs = append(errs, err)
 		}
+		inst.cfg.Trace("shutdown", time.Since(start))
 		if inst.logFile != nil {
 			inst.logFile.Close()
 		}

@@ -3,7 +3,7 @@ package loader
 import (
 	"crypto/sha256"
 	"encoding/hex"
-		"errors"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -109,6 +109,12 @@ func extract(fsys fs.FS, a artifact, dest string) error {
 			ErrChecksum, distName(fsys, a.Archive), a.SHA256)
 	}
 	if err != nil {
+		// A damaged archive usually fails inside the decompressor (a zstd
+		// checksum) before the sha256 comparison at the end; say what is
+		// really wrong when the file does not match the manifest.
+		if verr := verifyArtifact(fsys, a); errors.Is(verr, ErrChecksum) {
+			return fmt.Errorf("%w (extraction failed first: %v)", verr, err)
+		}
 		return fmt.Errorf("dist: %s: %w", distName(fsys, a.Archive), err)
 	}
 	return nil

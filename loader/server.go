@@ -195,7 +195,7 @@ func (s *server) startError(o startOptions, cause error) error {
 	}
 	what := fmt.Sprintf("postgres -D %s", o.dataDir)
 	if kind == ErrPortInUse {
-		what = fmt.Sprintf("postgres on 127.0.0.1:%d", o.port)
+		what = fmt.Sprintf("postgres on 127.0.0.1:%d (another program listens there: choose another Port, or TCP with Port 0 for a free one)", o.port)
 	}
 	log := strings.Join(tail, "\n  ")
 	if log == "" {
@@ -237,4 +237,3 @@ func (s *server) kill() {
 		s.watchdog.Close()
 	}
 }
-

@@ -1,0 +1,574 @@
+package loader
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/pglite-oxide/pgxtask/internal/e2e"
+)
+
+// The end-to-end tests start real PostgreSQL servers from the dist that the
+// e2e build produces (e2e.Dist builds it once per `go test` run). They run
+// with PGXTASK_E2E=1; without it they skip. PGXTASK_LOADER_TEST_DIST may
+// name an already packaged dist folder to skip the build step when working
+// on the loader alone.
+
+const helperEnv = "PGXTASK_LOADER_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// runHelper is the child side of the multi-process tests: the test binary
+// re-executed with helperEnv set.
+func runHelper(mode string) int {
+	ctx := context.Background()
+	cfg := Config{Dist: DirFS(os.Getenv("PGXTASK_LOADER_HELPER_DIST")), Root: os.Getenv("PGXTASK_LOADER_HELPER_ROOT")}
+	inst, err := Open(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open:", err)
+		return 1
+	}
+	switch mode {
+	case "open-close":
+		err := queryOne(ctx, inst.DatabaseURL())
+		if cerr := inst.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("ok")
+		return 0
+	case "open-hold":
+		fmt.Printf("PID %d\n", inst.PID())
+		select {} // until the test kills this process
+	}
+	return 2
+}
+
+func queryOne(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil || n != 1 {
+		return fmt.Errorf("SELECT 1 = %d, %v", n, err)
+	}
+	return nil
+}
+
+// testDist returns the real dist folder (see the comment at the top).
+func testDist(t testing.TB) string {
+	t.Helper()
+	e2e.Require(t)
+	if d := os.Getenv("PGXTASK_LOADER_TEST_DIST"); d != "" {
+		return d
+	}
+	return e2e.Dist(t, "linux-amd64")
+}
+
+// openDir makes a temporary folder the server user can traverse (when the
+// tests run as root the server runs as uid 65534, and t.TempDir's top
+// folder is mode 0700).
+func openDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "loader-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+var sharedCache string
+
+// testConfig is a Config on the real dist with a cache shared by the tests
+// of this process.
+func testConfig(t testing.TB) Config {
+	t.Helper()
+	dist := testDist(t)
+	if sharedCache == "" {
+		d, err := os.MkdirTemp("", "loader-test-cache-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(d, 0o755)
+		sharedCache = d
+	}
+	return Config{Dist: DirFS(dist), CacheDir: sharedCache}
+}
+
+func mustOpen(t testing.TB, cfg Config) *Instance {
+	t.Helper()
+	inst, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close() })
+	return inst
+}
+
+func TestOpenQueryClose(t *testing.T) {
+	cfg := testConfig(t)
+	inst := mustOpen(t, cfg)
+	ctx := context.Background()
+
+	conn, err := pgx.Connect(ctx, inst.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var version string
+	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if !strings.HasPrefix(version, "15.") {
+		t.Fatalf("server_version = %q, want 15.x", version)
+	}
+
+	db, err := sql.Open("pgx", inst.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int
+	if err := db.QueryRow("SELECT sum(g) FROM generate_series(1, 100) g").Scan(&sum); err != nil || sum != 5050 {
+		t.Fatalf("database/sql: sum = %d, %v", sum, err)
+	}
+	db.Close()
+
+	sock := filepath.Join(inst.Socket(), ".s.PGSQL."+strconv.Itoa(inst.Port()))
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("no unix socket at %s: %v", sock, err)
+	}
+	root := inst.Root()
+	if err := inst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary root %s still exists after Close: %v", root, err)
+	}
+	if alive(inst.PID()) && !zombie(inst.PID()) {
+		t.Fatalf("postgres %d still runs after Close", inst.PID())
+	}
+}
+
+func TestServerUser(t *testing.T) {
+	inst := mustOpen(t, testConfig(t))
+	uid := procUID(t, inst.PID())
+	want := os.Geteuid()
+	if want == 0 {
+		want = unprivilegedID // PostgreSQL refuses root; the loader drops to 65534
+	}
+	if uid != want {
+		t.Fatalf("postgres runs as uid %d, want %d", uid, want)
+	}
+}
+
+func TestTCPAndSettings(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TCP = true
+	cfg.Settings = map[string]string{"work_mem": "7MB"}
+	cfg.Username, cfg.Database = "app", "appdb"
+	inst := mustOpen(t, cfg)
+	if !strings.HasPrefix(inst.DatabaseURL(), "postgres://app@127.0.0.1:") || inst.Port() == 0 {
+		t.Fatalf("DatabaseURL = %s", inst.DatabaseURL())
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, inst.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var wm, user, db string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('work_mem'), current_user, current_database()").Scan(&wm, &user, &db); err != nil {
+		t.Fatal(err)
+	}
+	if wm != "7MB" || user != "app" || db != "appdb" {
+		t.Fatalf("work_mem, user, db = %s, %s, %s", wm, user, db)
+	}
+}
+
+func TestPersistentRootKeepsData(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Root = filepath.Join(openDir(t), "root")
+	ctx := context.Background()
+	for i, stmt := range []string{"CREATE TABLE kept (v text); INSERT INTO kept VALUES ('across restarts')", ""} {
+		inst, err := Open(ctx, cfg)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		conn, err := pgx.Connect(ctx, inst.DatabaseURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stmt != "" {
+			if _, err := conn.Exec(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			var v string
+			if err := conn.QueryRow(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != "across restarts" {
+				t.Fatalf("after reopen: %q, %v", v, err)
+			}
+		}
+		conn.Close(ctx)
+		if err := inst.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Root, "data", "PG_VERSION")); err != nil {
+		t.Fatalf("persistent root lost its PGDATA: %v", err)
+	}
+}
+
+func TestExtensionVector(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Extensions = []string{"vector"}
+	inst := mustOpen(t, cfg)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, inst.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE items (id int, v vector(3)); INSERT INTO items VALUES (1, '[1,2,3]'), (2, '[4,5,6]'), (3, '[1,2,4]')"); err != nil {
+		t.Fatal(err)
+	}
+	var id int
+	var dist float64
+	if err := conn.QueryRow(ctx, "SELECT id, v <-> '[1,2,3.9]' FROM items WHERE id <> 1 ORDER BY v <-> '[1,2,3.9]' LIMIT 1").Scan(&id, &dist); err != nil {
+		t.Fatal(err)
+	}
+	if id != 3 || dist < 0.099 || dist > 0.101 {
+		t.Fatalf("nearest = %d at %f, want 3 at 0.1", id, dist)
+	}
+}
+
+func TestDumpRestoreRoundTrip(t *testing.T) {
+	cfg := testConfig(t)
+	src := mustOpen(t, cfg)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, src.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE notes (id int PRIMARY KEY, body text);
+		INSERT INTO notes SELECT g, 'note '||g||E' with\ttab and \\ backslash' FROM generate_series(1, 500) g;
+		CREATE VIEW long_notes AS SELECT id FROM notes WHERE length(body) > 30`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	var dump bytes.Buffer
+	if err := src.DumpSQL(ctx, &dump); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dump.String(), "CREATE TABLE public.notes") {
+		t.Fatalf("dump has no CREATE TABLE:\n%s", dump.String())
+	}
+	dst := mustOpen(t, cfg)
+	if err := dst.RestoreSQL(ctx, bytes.NewReader(dump.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(url string) string {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var s string
+		if err := c.QueryRow(ctx, "SELECT md5(string_agg(id||':'||body, ',' ORDER BY id)) || (SELECT count(*) FROM long_notes)::text FROM notes").Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if a, b := digest(src.DatabaseURL()), digest(dst.DatabaseURL()); a != b {
+		t.Fatalf("restored data differs: %s vs %s", a, b)
+	}
+}
+
+// TestConcurrentColdOpens starts 16 processes at once on an empty cache:
+// every one must get a working server, and the runtime and template must be
+// extracted exactly once (extractions.log is appended under the entry lock).
+func TestConcurrentColdOpens(t *testing.T) {
+	dist := testDist(t)
+	cacheDir := openDir(t)
+	const n = 16
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]*bytes.Buffer, n)
+	for i := range cmds {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), helperEnv+"=open-close", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cacheDir)
+		outs[i] = &bytes.Buffer{}
+		cmd.Stdout, cmd.Stderr = outs[i], outs[i]
+		cmds[i] = cmd
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("process %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	for _, kind := range []string{"runtime", "pgdata-template"} {
+		lines, err := readExtractions(cacheDir, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lines) != 1 {
+			t.Errorf("%s extracted %d times, want once:\n%s", kind, len(lines), strings.Join(lines, "\n"))
+		}
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(cacheDir, "*", ".tmp-*")); len(tmp) > 0 {
+		t.Errorf("temporary entries left: %v", tmp)
+	}
+}
+
+// TestParentKilled kills the process that opened a server with SIGKILL: the
+// server must go away by itself, and the root (whose lock the dead process
+// held) must open again with its data.
+func TestParentKilled(t *testing.T) {
+	dist := testDist(t)
+	root := filepath.Join(openDir(t), "root")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=open-hold", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_LOADER_HELPER_ROOT="+root)
+	if sharedCache != "" {
+		cmd.Env = append(cmd.Env, "PGXTASK_CACHE_DIR="+sharedCache)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		cmd.Wait()
+		t.Fatalf("helper: %v\n%s", err, stderr.String())
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "PID ")))
+	if err != nil {
+		t.Fatalf("helper said %q", line)
+	}
+	if !alive(pid) {
+		t.Fatalf("postgres %d is not running before the kill", pid)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left := processesUnder(root)
+		if len(left) == 0 && (!alive(pid) || zombie(pid)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres processes left 20s after the parent was killed: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cfg := testConfig(t)
+	cfg.Root = root
+	inst, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("reopen after the owner was killed: %v", err)
+	}
+	defer inst.Close()
+	if err := queryOne(context.Background(), inst.DatabaseURL()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dist := testDist(t)
+	ctx := context.Background()
+
+	t.Run("corrupt-runtime-archive", func(t *testing.T) {
+		bad := copyDist(t, dist)
+		flipByte(t, filepath.Join(bad, "runtime.tar.zst"))
+		cache := openDir(t)
+		_, err := Open(ctx, Config{Dist: DirFS(bad), CacheDir: cache})
+		wantErr(t, err, ErrChecksum, "runtime.tar.zst", "package it again")
+		if m, _ := filepath.Glob(filepath.Join(cache, "runtime", "*")); len(m) > 0 {
+			t.Fatalf("a failed extraction left %v", m)
+		}
+	})
+	t.Run("corrupt-cache-entry", func(t *testing.T) {
+		cache := openDir(t)
+		cfg := Config{Dist: DirFS(dist), CacheDir: cache}
+		if err := Preload(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		bins, _ := filepath.Glob(filepath.Join(cache, "runtime", "*", "bin", "postgres"))
+		if len(bins) != 1 {
+			t.Fatalf("cached postgres: %v", bins)
+		}
+		f, err := os.OpenFile(bins[0], os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("junk"))
+		f.Close()
+		checked.Clear() // as a new process would start
+		_, err = Open(ctx, cfg)
+		wantErr(t, err, ErrCorruptCache, "bin/postgres", "remove that folder")
+	})
+	t.Run("missing-extension", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Extensions = []string{"no_such_extension"}
+		_, err := Open(ctx, cfg)
+		wantErr(t, err, ErrUnknownExtension, "no_such_extension", "vector")
+	})
+	t.Run("port-in-use", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		cfg := testConfig(t)
+		cfg.Port = l.Addr().(*net.TCPAddr).Port
+		_, err = Open(ctx, cfg)
+		wantErr(t, err, ErrPortInUse, strconv.Itoa(cfg.Port), "Address already in use")
+	})
+	t.Run("root-locked", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Root = filepath.Join(openDir(t), "root")
+		mustOpen(t, cfg)
+		_, err := Open(ctx, cfg)
+		wantErr(t, err, ErrRootLocked, cfg.Root, "process "+strconv.Itoa(os.Getpid()))
+	})
+}
+
+func wantErr(t *testing.T, err, kind error, contains ...string) {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("error = %v, want %v", err, kind)
+	}
+	for _, s := range contains {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error does not mention %q:\n%v", s, err)
+		}
+	}
+	t.Logf("error: %v", err)
+}
+
+// copyDist makes a dist folder whose archives are links to dist's, except
+// runtime.tar.zst, which is a copy the test may damage.
+func copyDist(t *testing.T, dist string) string {
+	t.Helper()
+	dir := openDir(t)
+	err := filepath.Walk(dist, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dist, p)
+		target := filepath.Join(dir, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if rel == "runtime.tar.zst" {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, 0o644)
+		}
+		return os.Symlink(p, target)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// procUID reads the real uid of a process from /proc.
+func procUID(t *testing.T, pid int) int {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid, _ := strconv.Atoi(f[1])
+			return uid
+		}
+	}
+	t.Fatalf("no Uid in /proc/%d/status", pid)
+	return -1
+}
+
+// zombie reports whether pid has exited but not been reaped yet.
+func zombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// processesUnder lists live processes whose command line mentions dir.
+func processesUnder(dir string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || zombie(pid) {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(cmdline, []byte(dir)) {
+			out = append(out, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return out
+}
+
+var _ = io.Discard
