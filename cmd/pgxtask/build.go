@@ -25,6 +25,8 @@ func init() {
 			&cli.IntFlag{Name: "jobs", Usage: "make -j value (default: number of CPUs)"},
 			&cli.StringFlag{Name: "only", Usage: "build only this stage (runtime, contrib, pgxs, sql-only, pg-dump, pgdata-template) or unit (ext/<id>)"},
 			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM instead of the pinned base (env " + build.BaseImageEnv + ")"},
+			&cli.StringFlag{Name: "output-root", Usage: "build into this folder instead of target/pgxtask/<target> (its own stage cache)"},
+			&cli.StringFlag{Name: "plan", Usage: "build plan file (default assets/generated/extensions.build-plan.json)"},
 			&cli.BoolFlag{Name: "execute", Usage: "run the build (without it, print the plan and exit)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "stream every line of every step (the default on a terminal)"},
 			jsonFlag,
@@ -52,6 +54,7 @@ func assetsBuild(c *cli.Context) error {
 	b, err := build.New(c.Context, build.Options{
 		Layout: l, Target: c.String("target"), Profile: c.String("profile"), Runner: c.String("runner"),
 		Jobs: c.Int("jobs"), Only: c.String("only"), BaseImage: c.String("base-image"),
+		OutputRoot: c.String("output-root"), PlanFile: c.String("plan"),
 		Log: c.App.ErrWriter, Verbose: c.Bool("verbose"),
 	})
 	if err != nil {

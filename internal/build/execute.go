@@ -147,7 +147,7 @@ func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp str
 			}
 		}
 	default:
-		if err := writeExtJobs(tmp, stale); err != nil {
+		if err := b.writeExtJobs(tmp, stale); err != nil {
 			return err
 		}
 	}
@@ -184,13 +184,17 @@ func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp str
 }
 
 // writeExtJobs writes .jobs/<id>/{src,args} for ext.sh.
-func writeExtJobs(tmp string, stale []*Unit) error {
+func (b *Builder) writeExtJobs(tmp string, stale []*Unit) error {
 	for _, u := range stale {
 		dir := filepath.Join(tmp, ".jobs", u.tmpName)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
 		src, args := extJob(u)
+		if b.identity.Runner == RunnerHost {
+			// The host runner maps env and command, not file contents.
+			src = filepath.Join(b.opts.Layout.Checkout(u.Entry.Source), filepath.FromSlash(u.Entry.SourceDir))
+		}
 		if err := os.WriteFile(filepath.Join(dir, "src"), []byte(src+"\n"), 0o644); err != nil {
 			return err
 		}

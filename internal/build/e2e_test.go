@@ -1,0 +1,309 @@
+package build_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/gofrs/flock"
+	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/e2e"
+)
+
+const target = "linux-amd64"
+
+// builtTarget fetches the sources and builds the target through the real CLI
+// and the docker runner, once per process, under the lock e2e.Dist uses.
+func builtTarget(t *testing.T) string {
+	t.Helper()
+	e2e.Require(t)
+	l := e2e.Layout(t)
+	lockPath := filepath.Join(l.Root, "target", "pgxtask", ".e2e-"+target+".lock")
+	os.MkdirAll(filepath.Dir(lockPath), 0o755)
+	lk := flock.New(lockPath)
+	if err := lk.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Unlock()
+	e2e.MustRun(t, "sources", "fetch", "--target", target)
+	res := e2e.MustRun(t, "assets", "build", "--target", target, "--runner", "docker", "--execute")
+	t.Logf("assets build: %s\n%s", res.Elapsed, res.Stderr)
+	return l.TargetDir(target)
+}
+
+func dockerClient(t *testing.T) *client.Client {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Ping(context.Background()); err != nil {
+		t.Fatalf("docker engine: %v (run 'sudo bash scripts/setup')", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// createdContainers lists the pgxtask stages of containers created between
+// since and until, from the engine's event log.
+func createdContainers(t *testing.T, cli *client.Client, since, until time.Time) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("event", "create"), filters.Arg("label", build.LabelStage))
+	msgs, errs := cli.Events(ctx, events.ListOptions{Since: since.Add(-time.Second).Format(time.RFC3339Nano), Until: until.Add(time.Second).Format(time.RFC3339Nano), Filters: f})
+	var out []string
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return out
+			}
+			out = append(out, m.Actor.Attributes[build.LabelStage])
+		case err := <-errs:
+			if err != nil && err.Error() != "EOF" && !strings.Contains(err.Error(), "EOF") {
+				t.Fatalf("docker events: %v", err)
+			}
+			return out
+		}
+	}
+}
+
+func leftoverContainers(t *testing.T, cli *client.Client) []string {
+	t.Helper()
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", build.LabelStage))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range list {
+		out = append(out, c.ID[:12]+" "+c.Labels[build.LabelStage])
+	}
+	return out
+}
+
+// TestE2ENativeBuild: the real docker build of PostgreSQL 15.18, every plan
+// entry, pg_dump and the template; a second build starts no container.
+func TestE2ENativeBuild(t *testing.T) {
+	out := builtTarget(t)
+	rec, err := build.LoadRecord(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.PostgresVersion != "15.18" || rec.Toolchain.Runner != "docker" || !strings.HasPrefix(rec.Toolchain.ImageID, "sha256:") {
+		t.Fatalf("record: postgres %q runner %q image %q", rec.PostgresVersion, rec.Toolchain.Runner, rec.Toolchain.ImageID)
+	}
+	plan, err := catalog.LoadPlan(filepath.Join(e2e.Layout(t).Generated(), "extensions.build-plan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, _ := plan.Target(target)
+	if len(rec.Extensions) != len(tp.Entries) || len(tp.Entries) == 0 {
+		t.Fatalf("built %d extensions, the plan has %d", len(rec.Extensions), len(tp.Entries))
+	}
+	for _, want := range []string{"vector", "pgtap", "hstore", "pg_stat_statements"} {
+		found := false
+		for _, e := range rec.Extensions {
+			found = found || e.ID == want
+		}
+		if !found {
+			t.Errorf("%s was not built", want)
+		}
+	}
+	for _, e := range rec.Extensions {
+		if e.ModuleFile == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(rec.StageDir(out, "ext/"+e.ID), "lib", "postgresql", e.ModuleFile)); err != nil {
+			t.Errorf("%s: %v", e.ID, err)
+		}
+	}
+	var tm build.TemplateManifest
+	data, err := os.ReadFile(filepath.Join(rec.StageDir(out, "pgdata-template"), "template.json"))
+	if err != nil || json.Unmarshal(data, &tm) != nil || tm.CatalogVersion != "202209061" || tm.PostgresVersion != "15.18" {
+		t.Fatalf("template.json: %v %+v", err, tm)
+	}
+
+	cli := dockerClient(t)
+	start := time.Now()
+	res := e2e.MustRun(t, "assets", "build", "--target", target, "--runner", "docker", "--execute")
+	end := time.Now()
+	if got := createdContainers(t, cli, start, end); len(got) != 0 {
+		t.Fatalf("a no-op rebuild created containers for %v\n%s", got, res.Stderr)
+	}
+	if strings.Contains(res.Stderr, "building") {
+		t.Fatalf("a no-op rebuild built something:\n%s", res.Stderr)
+	}
+	t.Logf("no-op rebuild: %s", res.Elapsed)
+}
+
+// TestE2ERelocatable moves the runtime to another folder and runs it with an
+// empty environment: every binary resolves libpq inside the moved tree.
+func TestE2ERelocatable(t *testing.T) {
+	out := builtTarget(t)
+	moved := filepath.Join(t.TempDir(), "elsewhere", "pg")
+	cmd := exec.Command("cp", "-a", filepath.Join(out, "stage", "runtime"), moved)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, b)
+	}
+	for _, bin := range []string{"psql", "pg_dump", "postgres", "initdb"} {
+		p := filepath.Join(moved, "bin", bin)
+		ldd, err := exec.Command("ldd", p).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ldd %s: %v\n%s", bin, err, ldd)
+		}
+		for _, line := range strings.Split(string(ldd), "\n") {
+			if strings.Contains(line, "not found") {
+				t.Errorf("%s: %s", bin, line)
+			}
+			if strings.Contains(line, "libpq") && !strings.Contains(line, moved) {
+				t.Errorf("%s resolves libpq outside the moved tree: %s", bin, strings.TrimSpace(line))
+			}
+		}
+		run := exec.Command(p, "--version")
+		run.Env = []string{}
+		v, err := run.CombinedOutput()
+		if err != nil || !strings.Contains(string(v), "15.18") {
+			t.Errorf("%s --version from the moved tree: %v %s", bin, err, v)
+		}
+	}
+}
+
+// TestE2ESmoke: every built extension passes CREATE EXTENSION, its query, a
+// restart and a dump/restore round trip.
+func TestE2ESmoke(t *testing.T) {
+	builtTarget(t)
+	res := e2e.MustRun(t, "assets", "smoke", "--target", target, "--json")
+	var rep build.SmokeReport
+	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
+		t.Fatalf("smoke --json: %v\n%s", err, res.Stdout)
+	}
+	if len(rep.Results) == 0 || len(rep.Failed()) != 0 {
+		t.Fatalf("smoke: %d results, failed %v", len(rep.Results), rep.Failed())
+	}
+	for _, r := range rep.Results {
+		if r.Result.Direct != build.SmokePassed || r.Result.Restart != build.SmokePassed {
+			t.Errorf("%s: %+v", r.ID, r.Result)
+		}
+	}
+}
+
+// TestE2EInterruptAndRebuildOne copies the built stage into a temporary
+// output root, changes one plan entry (vector), interrupts the build with
+// SIGINT while its container runs, checks that no container and no
+// completed unit is left, then builds again: only vector is rebuilt.
+func TestE2EInterruptAndRebuildOne(t *testing.T) {
+	out := builtTarget(t)
+	cli := dockerClient(t)
+	root := filepath.Join(t.TempDir(), "out")
+	os.MkdirAll(root, 0o755)
+	if b, err := exec.Command("cp", "-a", filepath.Join(out, "stage"), filepath.Join(root, "stage")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, b)
+	}
+	l := e2e.Layout(t)
+	plan, err := catalog.LoadPlan(filepath.Join(l.Generated(), "extensions.build-plan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range plan.Targets {
+		for j := range plan.Targets[i].Entries {
+			if e := &plan.Targets[i].Entries[j]; e.ID == "vector" {
+				e.MakeArgs = append(e.MakeArgs, "PGXTASK_E2E_CHANGED=1")
+			}
+		}
+	}
+	planFile := filepath.Join(t.TempDir(), "plan.json")
+	data, _ := json.Marshal(plan)
+	os.WriteFile(planFile, data, 0o644)
+	args := []string{"assets", "build", "--target", target, "--runner", "docker", "--output-root", root, "--plan", planFile}
+
+	// The plan shows exactly one stale unit.
+	res := e2e.MustRun(t, append(args, "--json")...)
+	var p build.Plan
+	if err := json.Unmarshal([]byte(res.Stdout), &p); err != nil {
+		t.Fatal(err)
+	}
+	var stale []string
+	for _, s := range p.Stages {
+		for _, u := range s.Units {
+			if !u.Cached {
+				stale = append(stale, u.Name)
+			}
+		}
+	}
+	if strings.Join(stale, " ") != "ext/vector" {
+		t.Fatalf("stale units %v, want [ext/vector]", stale)
+	}
+
+	// SIGINT while the container runs.
+	cmd := exec.Command(e2e.Binary(t), append(args, "--execute")...)
+	cmd.Dir, cmd.Env = l.Root, e2e.Env()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for len(leftoverContainers(t, cli)) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no build container started\n%s", stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	err = cmd.Wait()
+	if err == nil {
+		t.Fatalf("the interrupted build exited 0\n%s", stderr.String())
+	}
+	if left := leftoverContainers(t, cli); len(left) != 0 {
+		t.Fatalf("containers left after SIGINT: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(root, "stage", ".records", "ext--vector.json")); err == nil {
+		t.Fatal("ext/vector has a completion record after the interrupted build")
+	}
+	if _, err := os.Stat(filepath.Join(root, "build.json")); err == nil {
+		t.Fatal("build.json exists after the interrupted build")
+	}
+	tmps, _ := os.ReadDir(filepath.Join(root, "stage", ".tmp"))
+	if len(tmps) != 0 {
+		t.Fatalf("temporary outputs left: %v", tmps)
+	}
+
+	// The next run completes and rebuilds only vector, in one container.
+	start := time.Now()
+	res = e2e.MustRun(t, append(args, "--execute")...)
+	created := createdContainers(t, cli, start, time.Now())
+	if strings.Join(created, " ") != "pgxs" {
+		t.Fatalf("the rebuild created containers for %v, want one for pgxs\n%s", created, res.Stderr)
+	}
+	rec, err := build.LoadRecord(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := build.LoadRecord(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{}
+	for _, s := range orig.Stages {
+		keys[s.Name] = s.Key
+	}
+	for _, s := range rec.Stages {
+		if changed := keys[s.Name] != s.Key; changed != (s.Name == "ext/vector") {
+			t.Errorf("%s: key changed = %v", s.Name, changed)
+		}
+	}
+}
