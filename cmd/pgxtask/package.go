@@ -1,12 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/packaging"
 	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/urfave/cli/v2"
@@ -95,4 +100,257 @@ func packageTarget(c *cli.Context, l project.Layout, target, outputRoot, distDir
 	}
 	fmt.Fprintf(c.App.ErrWriter, "packaged %s in %s\n", target, time.Since(start).Round(time.Millisecond))
 	return res, nil
+}
+
+func init() {
+	addSubcommand("assets", &cli.Command{
+		Name:  "check",
+		Usage: "validate packaged dists against their manifests and run every registered assets check",
+		Description: "Checks a dist (the one at --dist, the --target's own, or every packaged target) against\n" +
+			"its manifest.json: every artifact present with its size and sha256, checksums.txt exactly\n" +
+			"right, no extra file; each problem names the file. Then runs every registered check\n" +
+			"(dependency invariants, extension intent, ...). The checks that regenerate files\n" +
+			"from the fetched checkouts (generated-drift) run with --strict-generated, which fails\n" +
+			"when the committed generated files drifted from what the sources give.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "strict-generated", Usage: "also regenerate the catalog and build plans from the checkouts and fail on drift"},
+			&cli.StringFlag{Name: "target", Usage: "check this target's dist (target/pgxtask/<target>/dist); it must exist"},
+			&cli.StringFlag{Name: "dist", Usage: "check the dist folder DIR instead"},
+			jsonFlag,
+		},
+		Action: assetsCheckAction,
+	})
+	addCommand(&cli.Command{
+		Name:  "package-size",
+		Usage: "report compressed and expanded sizes of every artifact and bundle against assets/package-size.toml",
+		Description: "Measures each packaged dist (or --target's, or --dist DIR) after verifying it against\n" +
+			"its manifest: per artifact and per target bundle, compressed and expanded, against the\n" +
+			"limits in assets/package-size.toml. --enforce exits 1 when a limit is passed and names\n" +
+			"the biggest contributors. --limit BYTES sets the bundle's compressed limit and is\n" +
+			"always enforced.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "enforce", Usage: "fail when any limit is passed"},
+			&cli.Int64Flag{Name: "limit", Usage: "compressed bundle limit in bytes (overrides the file; enforced)"},
+			&cli.StringFlag{Name: "target", Usage: "measure this target's dist only"},
+			&cli.StringFlag{Name: "dist", Usage: "measure the dist folder DIR"},
+			jsonFlag,
+		},
+		Action: packageSizeAction,
+	})
+}
+
+// sizeLimitsFile is the committed limits file of package-size.
+const sizeLimitsFile = "package-size.toml"
+
+// selectDists returns the dist folders a command works on: --dist, else
+// --target's, else every packaged target's.
+func selectDists(c *cli.Context, l project.Layout) ([]string, error) {
+	if d := c.String("dist"); d != "" {
+		if c.String("target") != "" {
+			return nil, usagef("pass --dist or --target, not both")
+		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("--dist %s: %w", d, err)
+		}
+		return []string{abs}, nil
+	}
+	if t := c.String("target"); t != "" {
+		d := l.Dist(t)
+		if _, err := os.Stat(filepath.Join(d, dist.ManifestFile)); err != nil {
+			return nil, fmt.Errorf("target %s has no packaged dist at %s: run 'pgxtask assets package --target %s' (after 'pgxtask assets build --target %s --execute')", t, d, t, t)
+		}
+		return []string{d}, nil
+	}
+	matches, err := filepath.Glob(filepath.Join(l.Root, "target", "pgxtask", "*", "dist", dist.ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(matches)
+	var out []string
+	for _, m := range matches {
+		out = append(out, filepath.Dir(m))
+	}
+	return out, nil
+}
+
+// checkResult is one line of the assets check report.
+type checkResult struct {
+	Name     string         `json:"name"`
+	OK       bool           `json:"ok"`
+	Skipped  string         `json:"skipped,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Problems []dist.Problem `json:"problems,omitempty"`
+}
+
+// verifyDist loads and verifies the dist in dir.
+func verifyDist(dir string) (*dist.Manifest, error) {
+	m, err := dist.LoadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := dist.Verify(os.DirFS(dir), m); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+func assetsCheckAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("assets check takes no arguments, got %q", c.Args().Slice())
+	}
+	l, err := layout()
+	if err != nil {
+		return err
+	}
+	dirs, err := selectDists(c, l)
+	if err != nil {
+		return err
+	}
+	var results []checkResult
+	for _, d := range dirs {
+		r := checkResult{Name: "dist " + projectRel(l.Root, d), OK: true}
+		m, err := verifyDist(d)
+		if err != nil {
+			r.OK, r.Error = false, err.Error()
+			var ve *dist.VerifyError
+			if errors.As(err, &ve) {
+				r.Problems = ve.Problems
+			}
+		} else if t := c.String("target"); t != "" && m.Target != t {
+			r.OK, r.Error = false, fmt.Sprintf("manifest.json says target %q, expected %q", m.Target, t)
+		}
+		results = append(results, r)
+	}
+	if len(dirs) == 0 {
+		results = append(results, checkResult{Name: "dist", OK: true, Skipped: "no packaged dist under target/pgxtask (run 'pgxtask assets package --target <target>')"})
+	}
+	checks := append([]assetsCheck(nil), assetsChecks...)
+	sort.Slice(checks, func(i, j int) bool { return checks[i].Name < checks[j].Name })
+	for _, chk := range checks {
+		r := checkResult{Name: chk.Name, OK: true}
+		if !chk.Offline && !c.Bool("strict-generated") {
+			r.Skipped = "regenerates from the checkouts: runs with --strict-generated"
+		} else if err := chk.Run(c, l); err != nil {
+			r.OK, r.Error = false, err.Error()
+		}
+		results = append(results, r)
+	}
+	failed := 0
+	for _, r := range results {
+		if !r.OK {
+			failed++
+		}
+	}
+	if c.Bool("json") {
+		if err := writeJSON(c.App.Writer, map[string]any{"ok": failed == 0, "checks": results}); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range results {
+			switch {
+			case r.Skipped != "":
+				fmt.Fprintf(c.App.Writer, "skip %s: %s\n", r.Name, r.Skipped)
+			case r.OK:
+				fmt.Fprintf(c.App.Writer, "ok   %s\n", r.Name)
+			default:
+				fmt.Fprintf(c.App.Writer, "FAIL %s:\n  %s\n", r.Name, strings.ReplaceAll(r.Error, "\n", "\n  "))
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("assets check: %d of %d checks failed", failed, len(results))
+	}
+	return nil
+}
+
+func projectRel(root, p string) string {
+	if r, err := filepath.Rel(root, p); err == nil && !strings.HasPrefix(r, "..") {
+		return filepath.ToSlash(r)
+	}
+	return p
+}
+
+func packageSizeAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("package-size takes no arguments, got %q", c.Args().Slice())
+	}
+	if c.Int64("limit") < 0 {
+		return usagef("--limit must be a positive number of bytes")
+	}
+	l, err := layout()
+	if err != nil {
+		return err
+	}
+	limits, err := packaging.LoadSizeLimits(filepath.Join(l.Assets(), sizeLimitsFile))
+	if err != nil {
+		return err
+	}
+	dirs, err := selectDists(c, l)
+	if err != nil {
+		return err
+	}
+	if len(dirs) == 0 {
+		return errors.New("no packaged dist under target/pgxtask: run 'pgxtask assets package --target <target>' first")
+	}
+	var reports []*packaging.SizeReport
+	for _, d := range dirs {
+		m, err := verifyDist(d)
+		if err != nil {
+			return fmt.Errorf("measure %s: %w", d, err)
+		}
+		reports = append(reports, packaging.MeasureSizes(d, m, limits, c.Int64("limit")))
+	}
+	over := 0
+	for _, r := range reports {
+		over += len(r.Violations)
+	}
+	if c.Bool("json") {
+		if err := writeJSON(c.App.Writer, map[string]any{"ok": over == 0, "targets": reports}); err != nil {
+			return err
+		}
+	} else {
+		w := c.App.Writer
+		for _, r := range reports {
+			fmt.Fprintf(w, "%s (%s)\n", r.Target, projectRel(l.Root, r.Dist))
+			fmt.Fprintf(w, "  %-44s %12s %12s %12s\n", "artifact", "compressed", "expanded", "limit")
+			for _, a := range r.Artifacts {
+				mark := ""
+				if a.Over {
+					mark = "  OVER"
+				}
+				fmt.Fprintf(w, "  %-44s %12d %12d %12s%s\n", a.Archive, a.Compressed, a.Expanded, limitText(a.LimitCompressed), mark)
+			}
+			fmt.Fprintf(w, "  %-44s %12d %12d %12s\n", "bundle", r.BundleCompressed, r.BundleExpanded, limitText(r.LimitBundleCompressed))
+		}
+	}
+	if over == 0 {
+		return nil
+	}
+	if !c.Bool("enforce") && c.Int64("limit") == 0 {
+		fmt.Fprintf(c.App.ErrWriter, "%d size limits passed (not enforced; pass --enforce to fail)\n", over)
+		return nil
+	}
+	var msg []string
+	for _, r := range reports {
+		if len(r.Violations) == 0 {
+			continue
+		}
+		msg = append(msg, r.Target+":")
+		for _, v := range r.Violations {
+			msg = append(msg, "  over: "+v)
+		}
+		msg = append(msg, "  biggest contributors: "+strings.Join(r.Contributors(5), ", "))
+	}
+	return fmt.Errorf("package-size: %d limits passed (raise them in assets/%s only with a reason in the commit):\n%s", over, sizeLimitsFile, strings.Join(msg, "\n"))
+}
+
+func limitText(n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
 }
