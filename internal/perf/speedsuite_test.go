@@ -202,3 +202,13 @@ func TestRTTSuite(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGenerateSpeedSuite generates the full-scale suite (about 9 MB
+// of SQL), which every bench run does once.
+func BenchmarkGenerateSpeedSuite(b *testing.B) {
+	for b.Loop() {
+		if _, err := GenerateSpeedSuite(DefaultSeed, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
