@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pglite-oxide/pgxtask/internal/e2e"
+	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/wasm"
+	"github.com/pglite-oxide/pgxtask/internal/wasm/npmfixture"
+)
+
+func wasixCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"pgxtask"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// wasixProject makes a project tree in a temp folder with this project's
+// sources.toml and WASIX recipe, and points PGXTASK_ROOT at it.
+func wasixProject(t *testing.T) project.Layout {
+	t.Helper()
+	here, err := project.FindFromWD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	copyFile := func(rel string) {
+		b, err := os.ReadFile(filepath.Join(here.Root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile("assets/sources.toml")
+	copyFile("assets/generated/wasix-dl.exports")
+	files, _ := filepath.Glob(filepath.Join(here.Root, "assets", "wasix-build", "*"))
+	more, _ := filepath.Glob(filepath.Join(here.Root, "assets", "wasix-build", "scripts", "*"))
+	for _, f := range append(files, more...) {
+		if st, _ := os.Stat(f); st.IsDir() {
+			continue
+		}
+		rel, _ := filepath.Rel(here.Root, f)
+		copyFile(rel)
+	}
+	t.Setenv("PGXTASK_ROOT", root)
+	return project.Layout{Root: root}
+}
+
+func TestWasixRecipeCheck(t *testing.T) {
+	l := wasixProject(t)
+	if err := checkWasixRecipe(nil, l); err != nil {
+		t.Fatalf("project recipe fails: %v", err)
+	}
+	if err := checkWasixExportList(nil, l); err != nil {
+		t.Fatalf("committed export list fails: %v", err)
+	}
+	prof := filepath.Join(l.Root, "assets", "wasix-build", "profiles.toml")
+	b, _ := os.ReadFile(prof)
+	os.WriteFile(prof, bytes.Replace(b, []byte(`wasm-opt = ["-O3",`), []byte(`wasm-opt = ["-O3", "--asyncify",`), 1), 0o644)
+	err := checkWasixRecipe(nil, l)
+	if err == nil || !strings.Contains(err.Error(), `assets/wasix-build/profiles.toml: profile:`) || !strings.Contains(err.Error(), `"--asyncify" enables Asyncify`) {
+		t.Fatalf("asyncify profile: %v", err)
+	}
+	os.WriteFile(prof, b, 0o644)
+	df := filepath.Join(l.Root, "assets", "wasix-build", "Dockerfile")
+	d, _ := os.ReadFile(df)
+	os.WriteFile(df, bytes.Replace(d, []byte(` && echo "${WASMER_SHA256}  /tmp/dl/wasmer.tar.gz" | sha256sum -c - \`+"\n"), nil, 1), 0o644)
+	err = checkWasixRecipe(nil, l)
+	if err == nil || !strings.Contains(err.Error(), "assets/wasix-build/Dockerfile:") || !strings.Contains(err.Error(), "/tmp/dl/wasmer.tar.gz is not checked") {
+		t.Fatalf("unchecked download: %v", err)
+	}
+	// A hand-edited export list fails the offline check.
+	el := filepath.Join(l.Generated(), exportListFile)
+	e, _ := os.ReadFile(el)
+	os.WriteFile(el, append(e, []byte("aaa_not_sorted\n")...), 0o644)
+	if err := checkWasixExportList(nil, l); err == nil || !strings.Contains(err.Error(), "sorted and unique") {
+		t.Fatalf("edited export list: %v", err)
+	}
+}
+
+func TestWasixCommandsWithoutBuild(t *testing.T) {
+	wasixProject(t)
+	code, _, errs := wasixCLI(t, "assets", "export-list")
+	if code != 1 || !strings.Contains(errs, "no WASIX side modules") || !strings.Contains(errs, "assets build --target wasix --execute") {
+		t.Errorf("export-list without a build: exit %d\n%s", code, errs)
+	}
+	code, _, errs = wasixCLI(t, "assets", "export-list", "--side", "/nonexistent")
+	if code != 1 || !strings.Contains(errs, "--side /nonexistent: not a folder") {
+		t.Errorf("export-list --side missing: exit %d\n%s", code, errs)
+	}
+	code, _, errs = wasixCLI(t, "assets", "aot", "--target", "wasix")
+	if code != 1 || !strings.Contains(errs, "the WASIX modules are missing") || !strings.Contains(errs, "build.json") {
+		t.Errorf("aot without a build: exit %d\n%s", code, errs)
+	}
+	code, _, errs = wasixCLI(t, "assets", "aot", "--target", "linux-amd64")
+	if code != 2 || !strings.Contains(errs, "wasix target only") {
+		t.Errorf("aot for a native target: exit %d\n%s", code, errs)
+	}
+}
+
+// TestExportListClangModules runs export-list on side modules linked here by
+// clang/wasm-ld: one needs the other, so only the host symbols are listed.
+func TestExportListClangModules(t *testing.T) {
+	if _, err := exec.LookPath("wasm-ld"); err != nil {
+		if e2e.Enabled() {
+			t.Fatal("clang and wasm-ld are required (scripts/setup installs them)")
+		}
+		t.Skip("wasm-ld not installed")
+	}
+	wasixProject(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "dep.c"), []byte("int helper(int x) { return x * 2; }\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "user.c"), []byte("extern int helper(int);\nextern int host_fn(int);\nint use(int x) { return helper(x) + host_fn(x); }\n"), 0o644)
+	for _, c := range [][]string{
+		{"clang", "--target=wasm32-unknown-emscripten", "-fPIC", "-fvisibility=default", "-c", "-o", "dep.o", "dep.c"},
+		{"clang", "--target=wasm32-unknown-emscripten", "-fPIC", "-fvisibility=default", "-c", "-o", "user.o", "user.c"},
+		{"wasm-ld", "--experimental-pic", "-shared", "--no-entry", "-o", "mods/libdep.so", "dep.o"},
+		{"wasm-ld", "--experimental-pic", "-shared", "--no-entry", "-o", "mods/user.so", "user.o", "mods/libdep.so"},
+	} {
+		os.MkdirAll(filepath.Join(dir, "mods"), 0o755)
+		cmd := exec.Command(c[0], c[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	out := filepath.Join(dir, "x.exports")
+	code, stdout, errs := wasixCLI(t, "assets", "export-list", "--side", filepath.Join(dir, "mods"), "--output", out, "--write")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, errs)
+	}
+	b, _ := os.ReadFile(out)
+	l, err := wasm.ParseExportList(out, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(l.Symbols, ",") != "host_fn" || len(l.Inputs) != 2 || l.Inputs[0].Name != "libdep.so" {
+		t.Errorf("export list = %+v", l)
+	}
+	if code, stdout, _ := wasixCLI(t, "assets", "export-list", "--side", filepath.Join(dir, "mods"), "--output", out); code != 0 || !strings.Contains(stdout, "is up to date") {
+		t.Errorf("check after write: exit %d\n%s", code, stdout)
+	}
+	os.WriteFile(out, append(b, []byte("zzz\n")...), 0o644)
+	if code, _, errs := wasixCLI(t, "assets", "export-list", "--side", filepath.Join(dir, "mods"), "--output", out); code != 1 || !strings.Contains(errs, "is out of date") {
+		t.Errorf("drift: exit %d\n%s", code, errs)
+	}
+}
+
+// TestExportListPGlite generates the export list from real side modules of
+// the PGlite npm package and checks them against its real main module.
+func TestExportListPGlite(t *testing.T) {
+	e2e.Require(t)
+	pkg, err := npmfixture.Dir()
+	if err != nil {
+		t.Fatalf("fetch %s: %v", npmfixture.Package, err)
+	}
+	wasixProject(t)
+	sides := t.TempDir()
+	for _, e := range []string{"vector", "hstore", "cube", "earthdistance", "pg_trgm", "unaccent"} {
+		dir, err := npmfixture.Extension(pkg, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(dir, filepath.Join(sides, e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var args []string
+	for _, e := range []string{"vector", "hstore", "cube", "earthdistance", "pg_trgm", "unaccent"} {
+		args = append(args, "--side", filepath.Join(sides, e, "lib", "postgresql"))
+	}
+	out := filepath.Join(t.TempDir(), "pglite.exports")
+	main := filepath.Join(pkg, "dist", "pglite.wasm")
+	code, stdout, errs := wasixCLI(t, append([]string{"assets", "export-list", "--main", main, "--output", out, "--write"}, args...)...)
+	// unaccent imports the Emscripten JS trampolines, which pglite.wasm
+	// does not export (its JavaScript host supplies them): a real finding.
+	if code != 1 || !strings.Contains(stdout, "unaccent.so: imports 9 symbol(s) the main module does not export: getTempRet0 invoke_i") || !strings.Contains(errs, "link finding(s)") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, errs)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("--write must still write the list: %v", err)
+	}
+	l, err := wasm.ParseExportList(out, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, s := range l.Symbols {
+		have[s] = true
+	}
+	for _, s := range []string{"palloc", "CurrentMemoryContext", "pg_detoast_datum", "errstart", "invoke_vi"} {
+		if !have[s] {
+			t.Errorf("export list lacks %s", s)
+		}
+	}
+	if len(l.Inputs) != 6 || len(l.Symbols) < 300 {
+		t.Errorf("%d inputs, %d symbols", len(l.Inputs), len(l.Symbols))
+	}
+	// Same inputs, same bytes.
+	out2 := filepath.Join(t.TempDir(), "again.exports")
+	wasixCLI(t, append([]string{"assets", "export-list", "--main", main, "--output", out2, "--write"}, args...)...)
+	if b2, _ := os.ReadFile(out2); !bytes.Equal(b, b2) {
+		t.Error("two runs wrote different export lists")
+	}
+}
