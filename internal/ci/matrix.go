@@ -15,14 +15,16 @@ var RunnerLabels = map[string]string{
 	"darwin-arm64": "macos-14",
 }
 
-// TripleRunners maps an AOT host triple to the GitHub-hosted runner whose
-// host it is (the AOT job smokes the artifact on that host).
+// TripleRunners maps an AOT host triple to the runner of its AOT job. The
+// compile runs `wasmer compile --llvm --target <triple>` inside the pinned
+// WASIX builder container (internal/aot), so every triple cross-compiles on
+// a Linux runner with Docker; the map also lists the triples pgxtask knows.
 var TripleRunners = map[string]string{
 	"x86_64-unknown-linux-gnu":  "ubuntu-24.04",
-	"aarch64-unknown-linux-gnu": "ubuntu-24.04-arm",
-	"aarch64-apple-darwin":      "macos-14",
-	"x86_64-apple-darwin":       "macos-13",
-	"x86_64-pc-windows-msvc":    "windows-2022",
+	"aarch64-unknown-linux-gnu": "ubuntu-24.04",
+	"aarch64-apple-darwin":      "ubuntu-24.04",
+	"x86_64-apple-darwin":       "ubuntu-24.04",
+	"x86_64-pc-windows-msvc":    "ubuntu-24.04",
 }
 
 // NativeJob is one native target build of the Assets workflow.
@@ -47,9 +49,9 @@ type Matrix struct {
 	AOT    []AOTJob    `json:"aot"`
 }
 
-// BuildMatrix derives the matrix from the sources manifest: a native target
-// is in it when sources.toml has a postgres source for it and pgxtask can
-// build it (buildable); AOT jobs exist when wasix is in it. only, when not
+// BuildMatrix derives the matrix from the sources manifest: a target is in
+// it when sources.toml has a postgres source for it and pgxtask can build it
+// (buildable, for example build.Targets); AOT jobs exist when wasix is in it. only, when not
 // empty or "all", keeps one target.
 func BuildMatrix(m *sources.Manifest, buildable, triples []string, only string) (Matrix, error) {
 	var mx Matrix
@@ -79,7 +81,7 @@ func BuildMatrix(m *sources.Manifest, buildable, triples []string, only string) 
 			continue
 		}
 		if t == "wasix" {
-			mx.WASIX = true
+			mx.WASIX = known[t]
 			continue
 		}
 		if !known[t] {
