@@ -15,6 +15,7 @@ import (
 
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -40,6 +41,17 @@ func testProject(t *testing.T) string {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(d, "MODULES"), []byte(mods+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Pin records as 'pgxtask sources fetch' writes them.
+	for name, sha := range map[string]string{
+		"postgresql-15":    "11df0df97fe3ea4ba9a791faaf39cee1d2fe571e78885b5b55d8517d27c323b4",
+		"pgvector-release": "867a2c328d4928a5a9d6f052cd3bc78c7d60228a9b914ad32aa3db88e9de27b0",
+		"pgtap-release":    "325ea79d0d2515bce96bce43f6823dcd3effbd6c54cb2a4d6c2384fffa3a14c7",
+	} {
+		rec, _ := json.Marshal(sources.PinRecord{FormatVersion: 1, Name: name, SHA256: sha})
+		if err := os.WriteFile(filepath.Join(root, "assets", "checkouts", name+".pin.json"), rec, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

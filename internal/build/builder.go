@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -369,7 +370,8 @@ func (b *Builder) runtimeMount() Mount {
 func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user string) Step {
 	jobs := b.jobs()
 	env = append(env, fmt.Sprintf("PGX_JOBS=%d", jobs), "LC_ALL=C.UTF-8", "LANG=C.UTF-8")
-	if user == "" {
+	_, noCCache := exec.LookPath("ccache")
+	if user == "" && (b.identity.Runner == RunnerDocker || noCCache == nil) {
 		mounts = append(mounts, b.ccacheMount())
 		env = append(env, "PGX_CC=ccache gcc", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G")
 	} else {
@@ -442,4 +444,16 @@ func (b *Builder) lock(ctx context.Context) (*flock.Flock, error) {
 		return nil, fmt.Errorf("lock %s: another build holds it", b.out)
 	}
 	return lk, nil
+}
+
+// Toolchain is the builder identity the keys were computed with.
+func (b *Builder) Toolchain() Identity { return b.identity }
+
+// RunnerFor returns the docker runner of b (benchmarks and tests run their
+// own steps in the same builder image); an error when b runs on the host.
+func RunnerFor(b *Builder) (*DockerRunner, error) {
+	if b.docker == nil {
+		return nil, errors.New("the build does not use the docker runner")
+	}
+	return b.docker, nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
 // Execute builds every stale unit (or those --only selects), in stage order,
@@ -237,6 +239,12 @@ func (b *Builder) checkCheckout(name string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) == 0 {
 		return fmt.Errorf("source %s: %s is empty: run 'pgxtask sources fetch --target %s'", name, rel(b.root, dir), b.target.Name)
+	}
+	// The stage keys name the pin: the checkout must be at it.
+	src, ok := b.manifest.Lookup(name)
+	f := sources.Fetcher{Checkouts: b.opts.Layout.Checkouts()}
+	if !ok || !f.AtPin(src) {
+		return fmt.Errorf("source %s: %s is not at its pin %.16s: run 'pgxtask sources fetch --target %s'", name, rel(b.root, dir), src.Pin(), b.target.Name)
 	}
 	return nil
 }

@@ -157,6 +157,18 @@ func TestMissingCheckout(t *testing.T) {
 	}
 }
 
+// TestCheckoutNotAtPin: a checkout without the pin record of its pin is
+// refused, since the stage keys name the pin.
+func TestCheckoutNotAtPin(t *testing.T) {
+	root := testProject(t)
+	os.Remove(filepath.Join(root, "assets", "checkouts", "pgvector-release.pin.json"))
+	b := testBuilder(t, root, Options{}, true)
+	_, err := b.Execute(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "assets/checkouts/pgvector-release is not at its pin 867a2c328d4928a5: run 'pgxtask sources fetch --target linux-amd64'") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 // TestOnlyNeedsRuntime: --only an extension stage before runtime exists
 // says what to run first.
 func TestOnlyNeedsRuntime(t *testing.T) {

@@ -1,0 +1,106 @@
+package build_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/project"
+)
+
+func benchLayout(b *testing.B) project.Layout {
+	b.Helper()
+	wd, _ := os.Getwd()
+	l, err := project.Find(wd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+// BenchmarkNoopRebuild measures `assets build --execute` when every unit is
+// cached: resolve, hash every input, find every record, start nothing.
+// Target: at most 1 s. Needs a finished build of linux-amd64.
+func BenchmarkNoopRebuild(b *testing.B) {
+	l := benchLayout(b)
+	if _, err := build.LoadRecord(l.TargetDir("linux-amd64")); err != nil {
+		b.Skipf("needs a finished build: %v", err)
+	}
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		bl, err := build.New(ctx, build.Options{Layout: l, Target: "linux-amd64", Runner: build.RunnerDocker})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, u := range bl.Units() {
+			if !u.Cached {
+				b.Fatalf("%s is not cached: build first", u.Name)
+			}
+		}
+		if _, err := bl.Execute(ctx); err != nil {
+			b.Fatal(err)
+		}
+		bl.Close()
+	}
+}
+
+// BenchmarkColdBuild compares a cold pgxtask build of runtime + contrib
+// (empty stage cache in a fresh output root, empty compiler cache volume)
+// with plain `configure && make -j2 && make -C contrib -j2` of the same tree
+// in one container of the same builder image. Target: orchestration
+// overhead at most 10%. Minutes per iteration: set PGXTASK_BENCH_COLD=1.
+func BenchmarkColdBuild(b *testing.B) {
+	if os.Getenv("PGXTASK_BENCH_COLD") != "1" {
+		b.Skip("set PGXTASK_BENCH_COLD=1 (several minutes per iteration)")
+	}
+	l := benchLayout(b)
+	ctx := context.Background()
+	var plain, pgx time.Duration
+	for i := 0; i < b.N; i++ {
+		vol := fmt.Sprintf("pgxtask-bench-ccache-%d-%d", os.Getpid(), i)
+		root := b.TempDir()
+		bl, err := build.New(ctx, build.Options{Layout: l, Target: "linux-amd64", Runner: build.RunnerDocker,
+			Jobs: 2, OutputRoot: root, CCacheVolume: vol, Log: os.Stderr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d, err := build.RunnerFor(bl)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Plain make of the same tree, same image, no ccache.
+		start := time.Now()
+		err = d.Run(ctx, build.Step{
+			Stage: "bench-plain-make", Image: bl.Toolchain().ImageTag,
+			Mounts: []build.Mount{{Source: l.Checkout("postgresql-15"), Target: "/src", ReadOnly: true}},
+			Cmd: []string{"sh", "-c", "mkdir /b && cd /b && /src/configure --prefix=/opt/pgx --with-openssl --with-libxml --with-libxslt --with-icu --with-uuid=e2fs --with-lz4 --with-zstd --with-readline CFLAGS=-O2 >/dev/null && make -s -j2 && make -s -j2 -C contrib && make -s install >/dev/null && make -s -C contrib install >/dev/null"},
+		}, os.Stderr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		plain += time.Since(start)
+		start = time.Now()
+		for _, only := range []string{"runtime", "contrib"} {
+			bo, err := build.New(ctx, build.Options{Layout: l, Target: "linux-amd64", Runner: build.RunnerDocker,
+				Jobs: 2, OutputRoot: root, CCacheVolume: vol, Only: only, Log: os.Stderr})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := bo.Execute(ctx); err != nil {
+				b.Fatal(err)
+			}
+			bo.Close()
+		}
+		pgx += time.Since(start)
+		d.Client().VolumeRemove(context.Background(), vol, true)
+		os.RemoveAll(filepath.Join(root, "stage"))
+		bl.Close()
+	}
+	b.ReportMetric(plain.Seconds()/float64(b.N), "plain-make-s/op")
+	b.ReportMetric(pgx.Seconds()/float64(b.N), "pgxtask-s/op")
+	b.ReportMetric(100*(pgx.Seconds()/plain.Seconds()-1), "overhead-%")
+}
