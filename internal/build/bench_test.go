@@ -77,7 +77,7 @@ func BenchmarkColdBuild(b *testing.B) {
 		err = d.Run(ctx, build.Step{
 			Stage: "bench-plain-make", Image: bl.Toolchain().ImageTag,
 			Mounts: []build.Mount{{Source: l.Checkout("postgresql-15"), Target: "/src", ReadOnly: true}},
-			Cmd: []string{"sh", "-c", "mkdir /b && cd /b && /src/configure --prefix=/opt/pgx --with-openssl --with-libxml --with-libxslt --with-icu --with-uuid=e2fs --with-lz4 --with-zstd --with-readline CFLAGS=-O2 >/dev/null && make -s -j2 && make -s -j2 -C contrib && make -s install >/dev/null && make -s -C contrib install >/dev/null"},
+			Cmd:    []string{"sh", "-c", "mkdir /b && cd /b && /src/configure --prefix=/opt/pgx --with-openssl --with-libxml --with-libxslt --with-icu --with-uuid=e2fs --with-lz4 --with-zstd --with-readline CFLAGS=-O2 >/dev/null && make -s -j2 && make -s -j2 -C contrib && make -s install >/dev/null && make -s -C contrib install >/dev/null"},
 		}, os.Stderr)
 		if err != nil {
 			b.Fatal(err)
