@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
+	"github.com/pglite-oxide/pgxtask/internal/build"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/packaging"
@@ -353,4 +354,122 @@ func limitText(n int64) string {
 		return "-"
 	}
 	return fmt.Sprint(n)
+}
+
+func init() {
+	addSubcommand("assets", &cli.Command{
+		Name:  "reproduce",
+		Usage: "build and package a target twice from clean stage caches and compare every artifact byte for byte",
+		Description: "Builds the target into target/pgxtask/<target>/reproduce/run-1 and run-2, each starting\n" +
+			"with an empty stage cache (the compiler cache is shared; it does not change outputs),\n" +
+			"packages both, and compares every file of the two dists. A difference names the\n" +
+			"artifact and the first differing entry inside it (path, header field or content offset)\n" +
+			"and exits 1; the two runs are then kept for inspection. With --against DIR, one fresh\n" +
+			"build is compared with the existing dist DIR instead (half the time).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "target", Usage: "target to reproduce (linux-amd64, ...)", Required: true},
+			&cli.StringFlag{Name: "profile", Usage: "build profile", Value: build.DefaultProfile},
+			&cli.StringFlag{Name: "runner", Usage: "auto, docker or host", Value: build.RunnerAuto},
+			&cli.IntFlag{Name: "jobs", Usage: "make -j value (default: number of CPUs)"},
+			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM (env " + build.BaseImageEnv + ")"},
+			&cli.StringFlag{Name: "against", Usage: "compare one fresh build with this existing dist folder"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep the run folders even when the dists match"},
+			jsonFlag,
+		},
+		Action: assetsReproduce,
+	})
+}
+
+func assetsReproduce(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("assets reproduce takes no arguments, got %q", c.Args().Slice())
+	}
+	l, err := layout()
+	if err != nil {
+		return err
+	}
+	target := c.String("target")
+	base := filepath.Join(l.TargetDir(target), "reproduce")
+	var dists []string
+	var runs []string
+	if against := c.String("against"); against != "" {
+		abs, err := filepath.Abs(against)
+		if err != nil {
+			return err
+		}
+		if _, err := verifyDist(abs); err != nil {
+			return fmt.Errorf("--against %s: %w", against, err)
+		}
+		dists = append(dists, abs)
+	}
+	for i := 1; len(dists) < 2; i++ {
+		root := filepath.Join(base, fmt.Sprintf("run-%d", i))
+		if err := os.RemoveAll(root); err != nil {
+			return err
+		}
+		runs = append(runs, root)
+		start := time.Now()
+		fmt.Fprintf(c.App.ErrWriter, "reproduce: build %d into %s (empty stage cache)\n", i, projectRel(l.Root, root))
+		b, err := build.New(c.Context, build.Options{
+			Layout: l, Target: target, Profile: c.String("profile"), Runner: c.String("runner"),
+			Jobs: c.Int("jobs"), BaseImage: c.String("base-image"), OutputRoot: root, Log: c.App.ErrWriter,
+		})
+		if err != nil {
+			return err
+		}
+		rec, err := b.Execute(c.Context)
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("reproduce build %d: %w", i, err)
+		}
+		if rec == nil {
+			return fmt.Errorf("reproduce build %d did not complete every unit", i)
+		}
+		res, err := packageTarget(c, l, target, root, "")
+		if err != nil {
+			return fmt.Errorf("reproduce package %d: %w", i, err)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "reproduce: run %d done in %s\n", i, time.Since(start).Round(time.Second))
+		dists = append(dists, res.Dir)
+	}
+	diffs, err := packaging.CompareDists(dists[0], dists[1])
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if err := writeJSON(c.App.Writer, map[string]any{"ok": len(diffs) == 0, "a": dists[0], "b": dists[1], "differences": nonNilDiffs(diffs)}); err != nil {
+			return err
+		}
+	}
+	if len(diffs) > 0 {
+		lines := make([]string, len(diffs))
+		for i, d := range diffs {
+			lines[i] = "  " + d.String()
+		}
+		return fmt.Errorf("not reproducible: %d files differ between %s and %s (kept for inspection):\n%s",
+			len(diffs), projectRel(l.Root, dists[0]), projectRel(l.Root, dists[1]), strings.Join(lines, "\n"))
+	}
+	if !c.Bool("json") {
+		m, _ := dist.LoadDir(dists[0])
+		n := 0
+		if m != nil {
+			n = len(m.Artifacts())
+		}
+		fmt.Fprintf(c.App.Writer, "reproducible: %d artifacts and the manifest, checksums and provenance are byte-identical\n", n)
+	}
+	if !c.Bool("keep") {
+		for _, r := range runs {
+			if err := os.RemoveAll(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func nonNilDiffs(d []packaging.Difference) []packaging.Difference {
+	if d == nil {
+		return []packaging.Difference{}
+	}
+	return d
 }
