@@ -117,7 +117,7 @@ func (c *Config) withDefaults() {
 		c.Database = "postgres"
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = discardLogger()
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 60 * time.Second
@@ -132,3 +132,5 @@ func (c *Config) withDefaults() {
 		c.TCP = true
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

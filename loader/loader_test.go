@@ -1,0 +1,286 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/pglite-oxide/pgxtask/internal/dist"
+)
+
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCheckTree(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(dir string)
+		full   bool
+		want   string // "" = no error
+	}{
+		{"intact", func(string) {}, true, ""},
+		{"missing", func(d string) { os.Remove(filepath.Join(d, "bin/postgres")) }, false, "bin/postgres: missing"},
+		{"resized", func(d string) { os.WriteFile(filepath.Join(d, "bin/postgres"), []byte("short"), 0o644) }, false, "is 5 bytes, the receipt says 12"},
+		{"dir-replaced", func(d string) {
+			os.RemoveAll(filepath.Join(d, "share"))
+			os.WriteFile(filepath.Join(d, "share"), nil, 0o644)
+		}, false, "share: is no longer a folder"},
+		{"same-size-edit-default", func(d string) { os.WriteFile(filepath.Join(d, "bin/postgres"), []byte("server-bytEs"), 0o644) }, false, ""},
+		{"same-size-edit-full", func(d string) { os.WriteFile(filepath.Join(d, "bin/postgres"), []byte("server-bytEs"), 0o644) }, true, "has sha256"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{"bin/postgres": "server-bytes", "share/timezone/UTC": "tz"})
+			os.Symlink("postgres", filepath.Join(dir, "bin/postmaster"))
+			files, err := scanTree(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != 6 { // bin, bin/postgres, bin/postmaster, share, share/timezone, share/timezone/UTC
+				t.Fatalf("scanTree listed %d entries: %+v", len(files), files)
+			}
+			tc.damage(dir)
+			err = checkTree(dir, receipt{FormatVersion: 1, Files: files}, tc.full)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrCorruptCache) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("checkTree = %v, want ErrCorruptCache mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCacheEnsure(t *testing.T) {
+	ctx := context.Background()
+	c := &cache{dir: t.TempDir(), log: discardLogger()}
+	var fills atomic.Int32
+	fill := func(tmp string) ([]receiptInput, error) {
+		fills.Add(1)
+		return []receiptInput{{Archive: "a.tar.zst", SHA256: "x"}}, os.WriteFile(filepath.Join(tmp, "f"), []byte("data"), 0o644)
+	}
+
+	// A failed fill leaves neither an entry nor its temporary folder.
+	_, err := c.ensure(ctx, "runtime", "k", false, func(tmp string) ([]receiptInput, error) {
+		os.WriteFile(filepath.Join(tmp, "half"), []byte("x"), 0o644)
+		return nil, errors.New("boom")
+	})
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("ensure = %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(c.dir, "runtime", "*")); len(m) > 0 {
+		t.Fatalf("failed fill left %v", m)
+	}
+	if m, _ := filepath.Glob(filepath.Join(c.dir, "runtime", ".tmp-*")); len(m) > 0 {
+		t.Fatalf("failed fill left %v", m)
+	}
+
+	// A crashed extraction's temporary folder is removed, never used.
+	stale := filepath.Join(c.dir, "runtime", ".tmp-k-123")
+	writeTree(t, stale, map[string]string{"f": "partial"})
+	dir, err := c.ensure(ctx, "runtime", "k", false, fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale temporary folder survived: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "f")); string(b) != "data" {
+		t.Fatalf("entry holds %q", b)
+	}
+	// A second ensure, with or without this process's memory, does not fill.
+	checked.Clear()
+	if _, err := c.ensure(ctx, "runtime", "k", true, fill); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ensure(ctx, "runtime", "k", false, fill); err != nil {
+		t.Fatal(err)
+	}
+	if n := fills.Load(); n != 1 {
+		t.Fatalf("filled %d times, want 1", n)
+	}
+	if lines, _ := readExtractions(c.dir, "runtime"); len(lines) != 1 {
+		t.Fatalf("extractions.log: %v", lines)
+	}
+	// An entry folder without a receipt is reported, not reused or refilled.
+	os.MkdirAll(filepath.Join(c.dir, "runtime", "bare"), 0o755)
+	if _, err := c.ensure(ctx, "runtime", "bare", false, fill); !errors.Is(err, ErrCorruptCache) {
+		t.Fatalf("ensure on a folder without receipt = %v", err)
+	}
+}
+
+func TestCopyTreeKeepsContentModesLinksAndHoles(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"PG_VERSION": "15\n", "base/1/1259": strings.Repeat("x", 20000)})
+	os.Chmod(filepath.Join(src, "base/1/1259"), 0o600)
+	os.Symlink("base", filepath.Join(src, "link"))
+	wal := filepath.Join(src, "pg_wal", "000000010000000000000001")
+	os.MkdirAll(filepath.Dir(wal), 0o700)
+	data := make([]byte, 4<<20)
+	copy(data, "record")
+	os.WriteFile(wal, data, 0o600)
+	punchZeroes(wal, int64(len(data)))
+
+	dst := filepath.Join(t.TempDir(), "data")
+	if err := copyTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"PG_VERSION", "base/1/1259", "pg_wal/000000010000000000000001"} {
+		a, _ := os.ReadFile(filepath.Join(src, name))
+		b, err := os.ReadFile(filepath.Join(dst, name))
+		if err != nil || string(a) != string(b) {
+			t.Fatalf("%s differs after copy (%v)", name, err)
+		}
+	}
+	if fi, _ := os.Stat(filepath.Join(dst, "base/1/1259")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if l, err := os.Readlink(filepath.Join(dst, "link")); err != nil || l != "base" {
+		t.Fatalf("symlink: %q, %v", l, err)
+	}
+	used := func(p string) int64 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks * 512
+	}
+	// Where the file system made holes in the source, the copy keeps them.
+	if srcUsed := used(wal); srcUsed < int64(len(data))/2 {
+		if dstUsed := used(filepath.Join(dst, "pg_wal/000000010000000000000001")); dstUsed > 2*srcUsed+(64<<10) {
+			t.Fatalf("the copy of a sparse file (%d bytes on disk) uses %d bytes", srcUsed, dstUsed)
+		}
+	} else {
+		t.Logf("this file system made no holes (%d bytes used)", srcUsed)
+	}
+}
+
+func TestClosure(t *testing.T) {
+	m := &manifest{&dist.Manifest{Extensions: []dist.Extension{
+		{ID: "cube", SQLName: "cube"},
+		{ID: "earthdistance", SQLName: "earthdistance", Dependencies: []string{"cube"}},
+		{ID: "loop_a", Dependencies: []string{"loop_b"}},
+		{ID: "loop_b", Dependencies: []string{"loop_a"}},
+		{ID: "broken", Dependencies: []string{"gone"}},
+	}}}
+	got, err := m.closure([]string{"earthdistance", "cube"})
+	if err != nil || len(got) != 2 || got[0].ID != "cube" || got[1].ID != "earthdistance" {
+		t.Fatalf("closure = %v, %v", got, err)
+	}
+	if _, err := m.closure([]string{"nope"}); !errors.Is(err, ErrUnknownExtension) || !strings.Contains(err.Error(), "cube, earthdistance") {
+		t.Fatalf("unknown: %v", err)
+	}
+	if _, err := m.closure([]string{"broken"}); !errors.Is(err, ErrUnknownExtension) || !strings.Contains(err.Error(), "required by broken") {
+		t.Fatalf("missing dependency: %v", err)
+	}
+	if _, err := m.closure([]string{"loop_a"}); err == nil || !strings.Contains(err.Error(), "requires itself") {
+		t.Fatalf("cycle: %v", err)
+	}
+}
+
+func TestServerArgs(t *testing.T) {
+	args := strings.Join(serverArgs(startOptions{dataDir: "/r/data", sockDir: "/r", port: 5432,
+		settings: map[string]string{"work_mem": "8MB", "listen_addresses": "*"}}), " ")
+	want := "-D /r/data -k /r -p 5432 -c listen_addresses=* -c log_destination=stderr -c logging_collector=off -c work_mem=8MB"
+	if args != want {
+		t.Fatalf("args\n got %s\nwant %s", args, want)
+	}
+}
+
+func TestResolveCacheDir(t *testing.T) {
+	t.Setenv("PGXTASK_CACHE_DIR", "/from/env")
+	if d, _ := resolveCacheDir("", nil); d != "/from/env" {
+		t.Fatalf("env: %s", d)
+	}
+	if d, _ := resolveCacheDir("/explicit", nil); d != "/explicit" {
+		t.Fatalf("explicit: %s", d)
+	}
+	// A folder the server user cannot enter is an error when named explicitly.
+	closed := filepath.Join(t.TempDir(), "closed")
+	os.MkdirAll(filepath.Join(closed, "cache"), 0o755)
+	os.Chmod(closed, 0o700)
+	u := &serverUser{uid: 65534, gid: 65534}
+	if os.Geteuid() != 65534 {
+		_, err := resolveCacheDir(filepath.Join(closed, "cache"), u)
+		if err == nil || !strings.Contains(err.Error(), "cannot enter "+closed) {
+			t.Fatalf("unreachable explicit cache: %v", err)
+		}
+	}
+}
+
+// TestRootLock checks that a root opens once at a time and that the lock of
+// a process that died (here a re-executed test binary killed with SIGKILL)
+// is recovered at once.
+func TestRootLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "root")
+	r, err := openRoot(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openRoot(dir, nil); !errors.Is(err, ErrRootLocked) {
+		t.Fatalf("second open = %v, want ErrRootLocked", err)
+	}
+	r.release()
+	r, err = openRoot(dir, nil)
+	if err != nil {
+		t.Fatalf("open after release: %v", err)
+	}
+	r.release()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRootLockHolder$")
+	cmd.Env = append(os.Environ(), "LOADER_LOCK_HOLDER="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := out.Read(buf); err != nil || string(buf[:6]) != "locked" {
+		t.Fatalf("holder: %q %v", buf, err)
+	}
+	if _, err := openRoot(dir, nil); !errors.Is(err, ErrRootLocked) || !strings.Contains(err.Error(), "process ") {
+		t.Fatalf("open while another process holds it = %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	r, err = openRoot(dir, nil)
+	if err != nil {
+		t.Fatalf("open after the holder was killed: %v", err)
+	}
+	r.release()
+}
+
+// TestRootLockHolder is the child of TestRootLock.
+func TestRootLockHolder(t *testing.T) {
+	dir := os.Getenv("LOADER_LOCK_HOLDER")
+	if dir == "" {
+		t.Skip("helper process of TestRootLock")
+	}
+	if _, err := openRoot(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("locked")
+	select {}
+}
