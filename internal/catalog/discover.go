@@ -217,7 +217,12 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 			return nil, err
 		}
 		if v.Unknown {
-			notes = append(notes, fmt.Sprintf("%s depends on the build ($(shell ...)); listed as far as it can be read", f.name))
+			switch f.name {
+			case "DATA", "DATA_built":
+				notes = append(notes, fmt.Sprintf("%s depends on the build ($(shell ...)): its files are left out of data-files; the build records what make install added", f.name))
+			default:
+				notes = append(notes, fmt.Sprintf("%s depends on the build ($(shell ...)): listed as far as it can be read", f.name))
+			}
 		}
 		vals[f.name] = v
 	}
@@ -257,7 +262,12 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 	sort.Strings(extNames)
 
 	deps := nativeDeps(vals["SHLIB_LINK"], vals["SHLIB_LINK_INTERNAL"])
-	data := append(vals["DATA"].Words(), vals["DATA_built"].Words()...)
+	var data []string
+	for _, n := range []string{"DATA", "DATA_built"} {
+		if v := vals[n]; !v.Unknown {
+			data = append(data, v.Words()...)
+		}
+	}
 	regress := vals["REGRESS"].Words()
 	if regress == nil {
 		regress = []string{}

@@ -171,7 +171,7 @@ func TestDiscoverNewPGXSTree(t *testing.T) {
 	if !reflect.DeepEqual(w.Lifecycle, []string{LifecyclePreloadOptional}) {
 		t.Errorf("widget lifecycle = %v", w.Lifecycle)
 	}
-	if !reflect.DeepEqual(w.DataFiles, []string{"sql/widget--.sql", "sql/widget--0.1--0.2.sql", "sql/widget--0.2--0.3.sql"}) {
+	if !reflect.DeepEqual(w.DataFiles, []string{"sql/widget--0.1--0.2.sql", "sql/widget--0.2--0.3.sql"}) {
 		t.Errorf("widget data files = %v", w.DataFiles)
 	}
 	if len(w.Notes) == 0 || !strings.Contains(strings.Join(w.Notes, " "), "DATA_built depends on the build") {
