@@ -82,11 +82,21 @@ func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
 		return Result{Action: ActionReused}, nil
 	}
 	action := ActionFetched
+	adopt := false
 	if dirErr == nil {
-		// Replace only a tree this fetcher made and nobody changed.
-		if recErr != nil {
-			return Result{}, fmt.Errorf("%s exists but has no readable pin record %s (%v): delete the folder and fetch again", dir, recPath, recErr)
+		// Replace only a tree this fetcher made and nobody changed. A tree
+		// without a record (copied in by hand) is adopted when it is
+		// exactly what the pinned archive extracts to.
+		if errors.Is(recErr, fs.ErrNotExist) {
+			adopt = true
+		} else if recErr != nil {
+			return Result{}, fmt.Errorf("%s: unreadable pin record %s (%v): delete both and fetch again", dir, recPath, recErr)
 		}
+	}
+	if dirErr != nil && !errors.Is(dirErr, fs.ErrNotExist) {
+		return Result{}, dirErr
+	}
+	if dirErr == nil && !adopt {
 		digest, err := TreeDigest(dir)
 		if err != nil {
 			return Result{}, err
@@ -95,8 +105,6 @@ func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
 			return Result{}, fmt.Errorf("%s (pin %s) has local changes: its tree digest is %s, %s was recorded; save your changes elsewhere, delete the folder and fetch again", dir, rec.SHA256, digest, rec.TreeSHA256)
 		}
 		action = ActionMoved
-	} else if !errors.Is(dirErr, fs.ErrNotExist) {
-		return Result{}, dirErr
 	}
 
 	path, route, attempts, err := f.download(ctx, s)
@@ -108,7 +116,7 @@ func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(tmp)
+	defer removeTree(tmp)
 	tree := filepath.Join(tmp, "tree")
 	if err := f.extract(path, tree, s); err != nil {
 		return res, err
@@ -116,6 +124,17 @@ func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
 	digest, err := TreeDigest(tree)
 	if err != nil {
 		return res, err
+	}
+	if adopt {
+		have, err := TreeDigest(dir)
+		if err != nil {
+			return res, err
+		}
+		if have != digest {
+			return res, fmt.Errorf("%s exists without a pin record and differs from what %s %s extracts to (tree digest %s, want %s): move it away or delete it, then fetch again", dir, s.Name, s.Version, have, digest)
+		}
+		res.Action = ActionAdopted
+		return res, writePinRecord(recPath, s, digest, route)
 	}
 	// Drop the old record first: a record must never describe a tree it
 	// does not match.
@@ -130,11 +149,15 @@ func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
 	if err := os.Rename(tree, dir); err != nil {
 		return res, fmt.Errorf("move checkout into place: %w", err)
 	}
+	return res, writePinRecord(recPath, s, digest, route)
+}
+
+func writePinRecord(path string, s Source, digest, route string) error {
 	b, _ := json.MarshalIndent(PinRecord{FormatVersion: 1, Name: s.Name, Version: s.Version, SHA256: s.SHA256, TreeSHA256: digest, Route: route}, "", "  ")
-	if err := atomicfile.WriteFile(recPath, append(b, '\n'), 0o644); err != nil {
-		return res, fmt.Errorf("write pin record: %w", err)
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write pin record: %w", err)
 	}
-	return res, nil
+	return nil
 }
 
 // extract unpacks the cached archive into dest (which must not exist),
@@ -427,4 +450,19 @@ func (f *Fetcher) verifyArchive(s Source) error {
 		return fmt.Errorf("cache entry %s has sha256 %s, want %s: delete it (the next fetch downloads it again)", f.CachePath(s.SHA256), got, s.SHA256)
 	}
 	return nil
+}
+
+// removeTree removes a folder even when parts of it are read-only (a
+// replaced checkout may have been copied in with read-only folders).
+func removeTree(dir string) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dir)
 }

@@ -404,3 +404,38 @@ func TestArchiveDebianRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestArchiveAdoptsIdenticalTree(t *testing.T) {
+	srv := newTarballServer(t)
+	body := releaseTarball(t, "1.0")
+	s := archiveSource("1.0", body, srv.add("/pkg.tar.gz", body))
+	f := newTestFetcher(t)
+	if _, err := f.Fetch(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	// A tree copied in by hand: same content, no pin record.
+	if err := os.Remove(f.PinRecordPath("pkg")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Fetch(context.Background(), s)
+	if err != nil || res.Action != ActionAdopted {
+		t.Fatalf("fetch over an identical unrecorded tree: %+v, %v", res, err)
+	}
+	if err := f.Verify(s); err != nil {
+		t.Fatal(err)
+	}
+	// A different unrecorded tree is refused and left alone.
+	if err := os.Remove(f.PinRecordPath("pkg")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.Dir("pkg"), "mine.txt"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Fetch(context.Background(), s); err == nil || !strings.Contains(err.Error(), "exists without a pin record and differs") {
+		t.Fatalf("fetch over a different unrecorded tree: %v", err)
+	}
+	if readFile(t, filepath.Join(f.Dir("pkg"), "mine.txt")) != "keep" {
+		t.Fatal("the refused fetch touched the tree")
+	}
+	noLeftovers(t, f.Checkouts)
+}

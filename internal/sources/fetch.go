@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/gofrs/flock"
 	"github.com/pglite-oxide/pgxtask/internal/termui"
 )
@@ -22,6 +23,10 @@ const (
 	ActionFetched = "fetched"
 	// ActionMoved means an existing clean checkout was moved to the pin.
 	ActionMoved = "moved"
+	// ActionAdopted means an archive checkout without a pin record turned
+	// out to be exactly the pinned archive's content; its record was
+	// written and nothing else changed.
+	ActionAdopted = "adopted"
 )
 
 // Fetcher fetches pinned sources into a checkouts folder. The zero value is
@@ -144,4 +149,27 @@ func (f *Fetcher) Verify(s Source) error {
 		return fmt.Errorf("verify %s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// AtPin reports cheaply whether the checkout of s is at its pin: git HEAD
+// equals the commit, or the archive's pin record names the sha256. It does
+// not look for local changes; Verify does.
+func (f *Fetcher) AtPin(s Source) bool {
+	switch s.Kind {
+	case KindGit:
+		repo, err := git.PlainOpen(f.Dir(s.Name))
+		if err != nil {
+			return false
+		}
+		head, err := repo.Head()
+		return err == nil && head.Hash().String() == s.Commit
+	case KindArchive:
+		rec, err := readPinRecord(f.PinRecordPath(s.Name))
+		if err != nil || rec.SHA256 != s.SHA256 {
+			return false
+		}
+		_, err = os.Stat(f.Dir(s.Name))
+		return err == nil
+	}
+	return false
 }

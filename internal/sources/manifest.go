@@ -25,63 +25,63 @@ const (
 
 // Manifest is the parsed assets/sources.toml.
 type Manifest struct {
-	FormatVersion int                  `toml:"format-version"`
-	Sources       []Source             `toml:"sources"`
-	Toolchains    map[string]Toolchain `toml:"toolchain"`
+	FormatVersion int                  `toml:"format-version" json:"format-version"`
+	Sources       []Source             `toml:"sources" json:"sources"`
+	Toolchains    map[string]Toolchain `toml:"toolchain" json:"toolchain"`
 
 	// Path is the file the manifest was read from.
-	Path string `toml:"-"`
+	Path string `toml:"-" json:"-"`
 }
 
 // Source is one pinned upstream source.
 type Source struct {
-	Name    string   `toml:"name"`
-	Kind    string   `toml:"kind"`
-	Role    string   `toml:"role"`
-	Targets []string `toml:"targets"`
+	Name    string   `toml:"name" json:"name"`
+	Kind    string   `toml:"kind" json:"kind"`
+	Role    string   `toml:"role" json:"role"`
+	Targets []string `toml:"targets" json:"targets"`
 
 	// Git sources.
-	URL    string `toml:"url"`
-	Branch string `toml:"branch"`
-	Commit string `toml:"commit"`
+	URL    string `toml:"url" json:"url,omitempty"`
+	Branch string `toml:"branch" json:"branch,omitempty"`
+	Commit string `toml:"commit" json:"commit,omitempty"`
 	// Upstream is the branch audit-upstream follows (optional).
-	Upstream string `toml:"upstream"`
+	Upstream string `toml:"upstream" json:"upstream,omitempty"`
 	// Watch lists the path prefixes whose upstream changes need a decision.
-	Watch []string `toml:"watch"`
+	Watch []string `toml:"watch" json:"watch,omitempty"`
 
 	// Archive sources.
-	Version string   `toml:"version"`
-	SHA256  string   `toml:"sha256"`
-	URLs    []string `toml:"urls"`
+	Version string   `toml:"version" json:"version,omitempty"`
+	SHA256  string   `toml:"sha256" json:"sha256,omitempty"`
+	URLs    []string `toml:"urls" json:"urls,omitempty"`
 	// Debian is "<source-package>=<version>": apt-get source delivers the
 	// same orig tarball.
-	Debian string `toml:"debian"`
+	Debian string `toml:"debian" json:"debian,omitempty"`
 	// Suite is the Debian suite that serves Debian (for example trixie).
-	Suite string `toml:"suite"`
+	Suite string `toml:"suite" json:"suite,omitempty"`
 }
 
 // Toolchain pins every tool and image of one target.
 type Toolchain struct {
 	// Platform is the container platform (linux/amd64), empty for host-only targets.
-	Platform string `toml:"platform"`
+	Platform string `toml:"platform" json:"platform,omitempty"`
 	// BaseImage is the builder's FROM image, pinned by digest (name@sha256:...).
-	BaseImage string `toml:"base-image"`
+	BaseImage string `toml:"base-image" json:"base-image,omitempty"`
 	// Recipe is the builder recipe folder relative to the project root.
-	Recipe string `toml:"recipe"`
+	Recipe string `toml:"recipe" json:"recipe,omitempty"`
 	// Compiler names the C compiler family (gcc, clang, wasixcc).
-	Compiler string `toml:"compiler"`
+	Compiler string `toml:"compiler" json:"compiler,omitempty"`
 	// CompilerVersion is the major version the builder must report.
-	CompilerVersion string `toml:"compiler-version"`
+	CompilerVersion string `toml:"compiler-version" json:"compiler-version,omitempty"`
 	// Downloads are files the builder recipe fetches, each pinned by sha256.
-	Downloads []Download `toml:"downloads"`
+	Downloads []Download `toml:"downloads" json:"downloads,omitempty"`
 }
 
 // Download is one pinned file a builder fetches.
 type Download struct {
-	Name    string `toml:"name"`
-	Version string `toml:"version"`
-	URL     string `toml:"url"`
-	SHA256  string `toml:"sha256"`
+	Name    string `toml:"name" json:"name"`
+	Version string `toml:"version" json:"version,omitempty"`
+	URL     string `toml:"url" json:"url,omitempty"`
+	SHA256  string `toml:"sha256" json:"sha256,omitempty"`
 }
 
 // Lookup returns the source with the given name.
