@@ -94,6 +94,7 @@ type Builder struct {
 	manifest *sources.Manifest
 	target   *Target
 	entries  []catalog.PlanEntry
+	makeVars map[string]string // configure facts the plan was generated with
 	planNote string
 
 	runner   Runner
@@ -214,6 +215,7 @@ func (b *Builder) loadPlan() error {
 		return fmt.Errorf("build plan %s: target %s builds against %q, sources.toml says %q: regenerate the plan with 'pgxtask extensions build-plan --write'", rel(b.root, pf), b.target.Name, tp.Postgres, b.target.Postgres.Name)
 	}
 	b.entries = append([]catalog.PlanEntry(nil), tp.Entries...)
+	b.makeVars = tp.MakeVars
 	sort.Slice(b.entries, func(i, j int) bool { return b.entries[i].ID < b.entries[j].ID })
 	for _, e := range b.entries {
 		switch e.BuildKind {

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -228,6 +230,41 @@ func (b *Builder) checkOutput(u *Unit, out string) error {
 	if _, err := os.Stat(filepath.Join(out, need)); err != nil {
 		return fmt.Errorf("%s: the step finished but %s was not installed", u.Name, need)
 	}
+	if u.Name == "runtime" {
+		return b.checkMakeVars(filepath.Join(out, "lib", "postgresql", "pgxs", "src", "Makefile.global"))
+	}
+	return nil
+}
+
+// checkMakeVars compares the configure facts of the built runtime with the
+// ones the build plan was generated with (make-vars): a plan that assumed
+// another configuration would select the wrong extensions.
+func (b *Builder) checkMakeVars(path string) error {
+	if len(b.makeVars) == 0 {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.ContainsAny(k, ":+?$") {
+			continue
+		}
+		got[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	var bad []string
+	for k, want := range b.makeVars {
+		if v, ok := got[k]; ok && v != want {
+			bad = append(bad, fmt.Sprintf("%s = %q (plan: %q)", k, v, want))
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("runtime: the configured server differs from the build plan's make-vars: %s: change scripts/runtime.sh or regenerate the plan with 'pgxtask extensions build-plan --write'", strings.Join(bad, "; "))
+	}
 	return nil
 }
 
@@ -242,8 +279,7 @@ func (b *Builder) checkCheckout(name string) error {
 	}
 	// The stage keys name the pin: the checkout must be at it.
 	src, ok := b.manifest.Lookup(name)
-	f := sources.Fetcher{Checkouts: b.opts.Layout.Checkouts()}
-	if !ok || !f.AtPin(src) {
+	if !ok || !atPin(b.opts.Layout.Checkouts(), src) {
 		return fmt.Errorf("source %s: %s is not at its pin %.16s: run 'pgxtask sources fetch --target %s'", name, rel(b.root, dir), src.Pin(), b.target.Name)
 	}
 	return nil
@@ -340,3 +376,23 @@ func (l *stageLog) tail() string {
 }
 
 var errIncomplete = errors.New("incomplete")
+
+// atPin reports whether the checkout of src is at its pin, from what
+// 'pgxtask sources fetch' leaves: the pin record beside an archive checkout,
+// HEAD of a git checkout.
+func atPin(checkouts string, src sources.Source) bool {
+	f := sources.Fetcher{Checkouts: checkouts}
+	switch src.Kind {
+	case sources.KindArchive:
+		data, err := os.ReadFile(f.PinRecordPath(src.Name))
+		if err != nil {
+			return false
+		}
+		var rec sources.PinRecord
+		return json.Unmarshal(data, &rec) == nil && rec.SHA256 == src.SHA256
+	case sources.KindGit:
+		head, err := os.ReadFile(filepath.Join(checkouts, src.Name, ".git", "HEAD"))
+		return err == nil && strings.TrimSpace(string(head)) == src.Commit
+	}
+	return false
+}
