@@ -19,8 +19,8 @@ func init() {
 			build.BaseImageEnv + "=pgxtask/debian:bookworm (imported by 'sudo bash scripts/setup')\n" +
 			"or pass --base-image. Stages: " + fmt.Sprint(build.StageNames()),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "target", Usage: "target to build (linux-amd64, linux-arm64)", Required: true},
-			&cli.StringFlag{Name: "profile", Usage: "build profile of assets/native-build/profiles.toml", Value: build.DefaultProfile},
+			&cli.StringFlag{Name: "target", Usage: "target to build (linux-amd64, linux-arm64, wasix)", Required: true},
+			&cli.StringFlag{Name: "profile", Usage: "build profile of the target's recipe profiles.toml (default: release; wasix: release-o3)"},
 			&cli.StringFlag{Name: "runner", Usage: "auto (docker when a daemon answers, else host), docker or host", Value: build.RunnerAuto},
 			&cli.IntFlag{Name: "jobs", Usage: "make -j value (default: number of CPUs)"},
 			&cli.StringFlag{Name: "only", Usage: "build only this stage (runtime, contrib, pgxs, sql-only, pg-dump, pgdata-template) or unit (ext/<id>)"},

@@ -373,7 +373,9 @@ func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user 
 	jobs := b.jobs()
 	env = append(env, fmt.Sprintf("PGX_JOBS=%d", jobs), "LC_ALL=C.UTF-8", "LANG=C.UTF-8")
 	_, noCCache := exec.LookPath("ccache")
-	if user == "" && (b.identity.Runner == RunnerDocker || noCCache == nil) {
+	if b.target.WASIX { // wasixcc drives its own clang; the scripts set CC
+		env = append(env, "PGX_CC="+CompilerWASIX)
+	} else if user == "" && (b.identity.Runner == RunnerDocker || noCCache == nil) {
 		mounts = append(mounts, b.ccacheMount())
 		env = append(env, "PGX_CC=ccache gcc", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G")
 	} else {

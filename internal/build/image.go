@@ -71,10 +71,13 @@ func builderContext(dockerfile []byte) ([]byte, error) {
 // builderTag names the builder image by the hash of what goes into it, so an
 // existing image with that tag is reused without a build (no container
 // starts).
-func builderTag(target string, dockerfile []byte, from, fromID, compilerVersion, platform string) string {
+func builderTag(target string, dockerfile []byte, from, fromID, compilerVersion, platform, downloads string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "dockerfile %x\nfrom %s\nfrom-id %s\ncompiler %s\nplatform %s\n",
 		sha256.Sum256(dockerfile), from, fromID, compilerVersion, platform)
+	if downloads != "" { // pinned downloads (WASIX): a changed pin is a new image
+		fmt.Fprintf(h, "downloads %s\n", downloads)
+	}
 	return "pgxtask/builder:" + target + "-" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -143,7 +146,7 @@ func (s BuilderSpec) identity(ctx context.Context, cli *client.Client) (Identity
 	} else if override {
 		return id, "", fmt.Errorf("base image %s (from --base-image or %s) is not in the local engine: import it first ('sudo bash scripts/setup' makes pgxtask/debian:bookworm)", from, BaseImageEnv)
 	}
-	tag := builderTag(s.Target.Name, df, from, id.BaseImageID, tc.CompilerVersion, tc.Platform)
+	tag := builderTag(s.Target.Name, df, from, id.BaseImageID, tc.CompilerVersion, tc.Platform, downloadsKey(tc))
 	id.ImageTag = tag
 	return id, tag, nil
 }
@@ -177,6 +180,9 @@ func EnsureBuilder(ctx context.Context, cli *client.Client, s BuilderSpec, log i
 			"io.pgxtask.base-image":       s.Target.Toolchain.BaseImage,
 			"io.pgxtask.compiler-version": compiler,
 		},
+	}
+	for k, v := range downloadBuildArgs(s.Target.Toolchain) {
+		opts.BuildArgs[k] = v
 	}
 	if p := s.Target.Toolchain.Platform; p != "" && p != "linux/"+runtime.GOARCH {
 		opts.Platform = p

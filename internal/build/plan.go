@@ -54,7 +54,7 @@ func (b *Builder) Plan() (*Plan, error) {
 		}
 		if len(stale) > 0 {
 			if st.def.local != nil {
-				ps.Local = "pgxtask copies " + strings.Join(pgDumpFiles, ", ") + " from stage/runtime"
+				ps.Local = "pgxtask copies " + strings.Join(b.pgDumpFileList(), ", ") + " from stage/runtime"
 			} else {
 				tmp := filepath.Join(b.cache.root, tmpDir, st.def.Name+"-XXXX")
 				step, err := st.def.step(b, stale, tmp)

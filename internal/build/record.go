@@ -158,7 +158,7 @@ func (b *Builder) catalogVersion() (string, error) {
 func pgDumpLocal(b *Builder, stale []*Unit, tmp string) error {
 	src := filepath.Join(b.cache.root, "runtime")
 	dst := filepath.Join(tmp, "pg-dump")
-	for _, pat := range pgDumpFiles {
+	for _, pat := range b.pgDumpFileList() {
 		matches, err := filepath.Glob(filepath.Join(src, filepath.FromSlash(pat)))
 		if err != nil {
 			return err

@@ -104,12 +104,17 @@ func runtimeUnits(b *Builder) ([]*Unit, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, _, extra, err := b.runtimeExtras()
+	if err != nil {
+		return nil, err
+	}
 	u, err := b.unit("runtime", "runtime", "runtime", keyInputs{
 		StageVersion: 1,
 		Sources:      map[string]string{b.target.Postgres.Name: b.target.Postgres.Pin()},
 		Toolchain:    b.identity,
 		Profile:      b.target.Profile,
 		Recipe:       rec,
+		Extra:        extra,
 	})
 	if err != nil {
 		return nil, err
@@ -124,18 +129,24 @@ func runtimeStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 	if p.Strip {
 		strip = "1"
 	}
-	return b.newStep("runtime", []Mount{
-		b.recipeMount(),
-		b.sourceMount(b.target.Postgres.Name),
-		{Source: path.Join(tmp, "runtime"), Target: PrefixMount},
-	}, []string{
+	extraMounts, extraEnv, _, err := b.runtimeExtras()
+	if err != nil {
+		return Step{}, err
+	}
+	env := []string{
 		"PGX_SRC=" + SourceMountRoot + "/" + b.target.Postgres.Name,
 		"PGX_PREFIX=" + PrefixMount,
 		"PGX_BUILD=" + ScratchDir + "/runtime",
-		"PGX_CFLAGS=" + p.CFlags,
-		"PGX_CONFIGURE=" + strings.Join(p.Configure, " "),
 		"PGX_STRIP=" + strip,
-	}, []string{"sh", RecipeMount + "/scripts/runtime.sh"}, ""), nil
+	}
+	if !b.target.WASIX { // WASIX profiles set PGX_CFLAGS and PGX_CONFIGURE through Profile.Env
+		env = append(env, "PGX_CFLAGS="+p.CFlags, "PGX_CONFIGURE="+strings.Join(p.Configure, " "))
+	}
+	return b.newStep("runtime", append([]Mount{
+		b.recipeMount(),
+		b.sourceMount(b.target.Postgres.Name),
+		{Source: path.Join(tmp, "runtime"), Target: PrefixMount},
+	}, extraMounts...), append(append(env, extraEnv...), p.Env...), []string{"sh", RecipeMount + "/scripts/runtime.sh"}, ""), nil
 }
 
 // ---------------------------------------------------------------- extensions
@@ -196,12 +207,12 @@ func extStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 			mounts = append(mounts, b.sourceMount(s))
 		}
 	}
-	return b.newStep(stale[0].Stage, mounts, []string{
+	return b.newStep(stale[0].Stage, mounts, append([]string{
 		"PGX_PREFIX=" + PrefixMount,
 		"PGX_OUT=" + OutMount,
 		"PGX_BUILD=" + ScratchDir + "/ext",
 		"PGX_JOBS_DIR=" + OutMount + "/.jobs",
-	}, []string{"sh", RecipeMount + "/scripts/ext.sh"}, ""), nil
+	}, b.target.Profile.Env...), []string{"sh", RecipeMount + "/scripts/ext.sh"}, ""), nil
 }
 
 // extJob is what ext.sh reads for one extension: .jobs/<id>/{src,args}.
@@ -229,7 +240,7 @@ func pgDumpUnits(b *Builder) ([]*Unit, error) {
 		StageVersion: 1,
 		Toolchain:    b.identity,
 		Upstream:     map[string]string{"runtime": b.runtime.Key},
-		Extra:        map[string]string{"files": strings.Join(pgDumpFiles, " ")},
+		Extra:        map[string]string{"files": strings.Join(b.pgDumpFileList(), " ")},
 	})
 	if err != nil {
 		return nil, err

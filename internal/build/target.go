@@ -12,8 +12,9 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
-// Targets lists the native targets this package builds, in display order.
-var Targets = []string{"linux-amd64", "linux-arm64"}
+// Targets lists the targets this package builds, in display order (wasix:
+// the WASIX target as data, see wasix.go).
+var Targets = []string{"linux-amd64", "linux-arm64", "wasix"}
 
 // DefaultProfile is the profile used when none is named.
 const DefaultProfile = "release"
@@ -32,6 +33,9 @@ type Profile struct {
 	Configure []string `toml:"configure" json:"configure"`
 	// Strip strips binaries and modules at install.
 	Strip bool `toml:"strip" json:"strip"`
+	// Env is extra step environment of a target's own profile format (the
+	// WASIX flags); empty for native profiles, so their keys are unchanged.
+	Env []string `toml:"-" json:"env,omitempty"`
 }
 
 type profilesFile struct {
@@ -82,6 +86,8 @@ type Target struct {
 	Profile Profile
 	// RecipeDir is the absolute recipe folder.
 	RecipeDir string
+	// WASIX is true for the wasixcc toolchain (wasix.go).
+	WASIX bool
 }
 
 // ResolveTarget finds target in the manifest and loads profile from its
@@ -99,7 +105,7 @@ func ResolveTarget(m *sources.Manifest, root, target, profile string) (*Target, 
 	if tc.Recipe == "" {
 		return nil, fmt.Errorf("%s: [toolchain.%s] recipe is empty: set it to the builder recipe folder (assets/native-build)", m.Path, target)
 	}
-	if tc.Compiler != "gcc" {
+	if tc.Compiler != "gcc" && tc.Compiler != CompilerWASIX {
 		return nil, fmt.Errorf("%s: [toolchain.%s] compiler = %q: the native build runs gcc; target %s is not built by this builder", m.Path, target, tc.Compiler, target)
 	}
 	pg, ok := m.PostgresFor(target)
@@ -107,6 +113,13 @@ func ResolveTarget(m *sources.Manifest, root, target, profile string) (*Target, 
 		return nil, fmt.Errorf("%s: no source with role = \"postgres\" serves target %s", m.Path, target)
 	}
 	recipe := filepath.Join(root, filepath.FromSlash(tc.Recipe))
+	if tc.Compiler == CompilerWASIX {
+		p, err := wasixProfile(recipe, profile)
+		if err != nil {
+			return nil, err
+		}
+		return &Target{Name: target, Toolchain: tc, Postgres: pg, Sources: m.ForTarget(target), Profile: p, RecipeDir: recipe, WASIX: true}, nil
+	}
 	profiles, err := LoadProfiles(recipe)
 	if err != nil {
 		return nil, err
