@@ -220,6 +220,9 @@ func Generate(in Inputs) (*Result, error) {
 			if !u.Promotion.Requested {
 				continue
 			}
+			if u.Unresolved != "" {
+				res.Problems = append(res.Problems, fmt.Sprintf("%s: %s is requested but %s (%s)", t, u.ID, u.Unresolved, in.Intent.Where(u.ID)))
+			}
 			for _, d := range u.Dependencies {
 				if !requested[d] && !runtime[d] {
 					res.Problems = append(res.Problems, fmt.Sprintf("%s: %s requires %s, which is not requested for %s: request %s too, or block %s (%s)", t, u.ID, d, t, d, u.ID, in.Intent.Where(u.ID)))

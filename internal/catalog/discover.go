@@ -57,6 +57,10 @@ type Unit struct {
 	SharedSourceDir []string `json:"shared-source-dir"`
 	// Notes record what discovery could not evaluate and why.
 	Notes []string `json:"notes"`
+	// Unresolved says why the catalog cannot tell what this extension
+	// builds (its control file names a module the Makefile does not
+	// build); requesting it is then a problem.
+	Unresolved string `json:"unresolved,omitempty"`
 	// Promotion is filled in from the intent and smoke evidence.
 	Promotion *Promotion `json:"promotion,omitempty"`
 }
@@ -287,7 +291,15 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 			ControlFile: path.Clean(path.Join(rel, n+".control")), Control: ctl,
 			Dependencies: sortedUnique(ctl.Requires), Notes: append([]string{}, notes...),
 		}
-		mod, note, err := chooseModule(n, ctl, modules, cpath)
+		mod, note, err := chooseModule(n, ctl, modules, ctl.Path)
+		var mismatch *moduleMismatch
+		if errors.As(err, &mismatch) {
+			// Not fatal: the folder may build the module only in another
+			// configuration (hstore_plpython3u). Building it is an error.
+			u.Unresolved = err.Error()
+			u.NativeDeps = deps // what the folder links, whichever module it is
+			err = nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -362,6 +374,12 @@ func hasAny(list []string, want ...string) bool {
 	return false
 }
 
+// moduleMismatch is a control file naming a module its Makefile does not
+// build.
+type moduleMismatch struct{ msg string }
+
+func (e *moduleMismatch) Error() string { return e.msg }
+
 // chooseModule picks the native module of extension n. The module comes
 // from the Makefile (MODULE_big/MODULES); module_pathname says which one
 // when there are several. A control file naming a module the Makefile does
@@ -382,7 +400,8 @@ func chooseModule(n string, ctl *Control, modules []string, cpath string) (strin
 	case want != "" && len(modules) == 0:
 		return "", fmt.Sprintf("module_pathname names %q but the Makefile builds no module: SQL-only", ctl.ModulePathname), nil
 	case want != "":
-		return "", "", fmt.Errorf("%s: module_pathname = '%s' but the Makefile builds %s: fix module_pathname or MODULE_big/MODULES", cpath, ctl.ModulePathname, strings.Join(modules, ", "))
+		return "", "", &moduleMismatch{msg: fmt.Sprintf("%s: module_pathname = '%s' but the Makefile, with this target's make-vars, builds %s: fix module_pathname or MODULE_big/MODULES, or block it",
+			cpath, ctl.ModulePathname, strings.Join(modules, ", "))}
 	case len(modules) == 1:
 		return modules[0], "no module_pathname; the Makefile builds " + modules[0], nil
 	case has(n):

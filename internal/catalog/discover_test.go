@@ -57,6 +57,8 @@ endif
 	"contrib/sqlonly/Makefile":           "EXTENSION = sqlonly\nDATA = sqlonly--1.0.sql\n",
 	"contrib/sqlonly/sqlonly.control":    "default_version = '1.0'\nrelocatable = true\n",
 	"contrib/start-scripts/README":       "no Makefile here\n",
+	"contrib/trans/Makefile":             "MODULE_big = trans$(python_majorversion)\nOBJS = trans.o\nEXTENSION = trans3u\nSHLIB_LINK += $(python_libspec)\n",
+	"contrib/trans/trans3u.control":      "default_version = '1.0'\nmodule_pathname = '$libdir/trans3'\nrequires = 'plpython3u'\n",
 	"contrib/tool/Makefile":              "PROGRAM = tool\nOBJS = tool.o\n",
 	"src/pl/plpgsql/src/plpgsql.control": "default_version = '1.0'\n",
 }
@@ -93,7 +95,7 @@ var fakeTap = map[string]string{
 	"sql/tap--1.0.sql": "",
 }
 
-var linuxVars = map[string]string{"PORTNAME": "linux", "with_ssl": "openssl"}
+var linuxVars = map[string]string{"PORTNAME": "linux", "with_ssl": "openssl", "python_majorversion": ""}
 
 func unitMap(us []Unit) map[string]Unit {
 	m := map[string]Unit{}
@@ -116,7 +118,7 @@ func TestDiscoverContrib(t *testing.T) {
 		ids = append(ids, u.ID)
 	}
 	sort.Strings(ids)
-	if want := []string{"alpha", "beta", "logger", "one", "sqlonly", "two"}; !reflect.DeepEqual(ids, want) {
+	if want := []string{"alpha", "beta", "logger", "one", "sqlonly", "trans3u", "two"}; !reflect.DeepEqual(ids, want) {
 		t.Fatalf("ids = %v, want %v (programs and folders without a Makefile are not units)", ids, want)
 	}
 	a := got["alpha"]
@@ -145,6 +147,9 @@ func TestDiscoverContrib(t *testing.T) {
 	}
 	if one := got["one"]; one.NativeModule != "one" || !reflect.DeepEqual(one.SharedSourceDir, []string{"two"}) || !reflect.DeepEqual(one.DataFiles, []string{"one--1.0.sql"}) {
 		t.Errorf("one = %+v", one)
+	}
+	if tr := got["trans3u"]; tr.NativeModule != "" || !strings.Contains(tr.Unresolved, "contrib/trans/trans3u.control: module_pathname = '$libdir/trans3' but the Makefile, with this target's make-vars, builds trans") {
+		t.Errorf("trans3u = %+v, want it unresolved (the module name depends on the configuration)", tr)
 	}
 	if s := got["sqlonly"]; s.NativeModule != "" || s.buildKind() != BuildPostgresContrib {
 		t.Errorf("sqlonly = %+v", s)
@@ -225,11 +230,6 @@ func TestDiscoverBadInput(t *testing.T) {
 			want:  []string{"Makefile:1: EXTENSION names \"y\"", "y.control"},
 		},
 		{
-			name:  "module_pathname names a module the Makefile does not build",
-			files: map[string]string{"Makefile": "EXTENSION = x\nMODULES = other\n", "x.control": "module_pathname = '$libdir/x'\n"},
-			want:  []string{"x.control: module_pathname = '$libdir/x' but the Makefile builds other"},
-		},
-		{
 			name:  "MODULES from $(shell)",
 			files: map[string]string{"Makefile": "EXTENSION = x\nMODULES = $(shell ls *.c)\n", "x.control": "default_version = '1'\n"},
 			want:  []string{"Makefile:2: MODULES depends on $(shell ...)"},
@@ -302,11 +302,13 @@ toolchain-libraries = ["openssl", "zlib", "libuuid", "libxml2"]
 runtime-extensions = ["plpgsql"]
 [targets.linux-amd64.make-vars]
 PORTNAME = "linux"
+python_majorversion = ""
 [targets.linux-arm64]
 module-suffix = ".so"
 toolchain-libraries = ["openssl", "zlib", "libuuid"]
 [targets.linux-arm64.make-vars]
 PORTNAME = "linux"
+python_majorversion = ""
 
 [[extensions]]
 id = "alpha"
@@ -335,6 +337,10 @@ blocker = "the arm64 builder has no libxml2"
 [[extensions]]
 id = "tap"
 stable = true
+[[extensions]]
+id = "trans3u"
+build = false
+blocker = "needs PL/Python"
 `
 
 func TestGenerate(t *testing.T) {
@@ -405,7 +411,7 @@ func TestGenerate(t *testing.T) {
 	if u2.Promotion.Requested || u2.Promotion.Blocker != "example: two is not wanted" {
 		t.Errorf("two promotion = %+v", u2.Promotion)
 	}
-	if s := tc.Summary; s.Extensions != 7 || s.Modules != 1 || s.Requested != 7 || s.Blocked != 1 || s.Packaged != 2 || s.Promoted != 1 {
+	if s := tc.Summary; s.Extensions != 8 || s.Modules != 1 || s.Requested != 7 || s.Blocked != 2 || s.Packaged != 2 || s.Promoted != 1 {
 		t.Errorf("summary = %+v", s)
 	}
 	var pins []string
@@ -463,7 +469,7 @@ func TestGenerate(t *testing.T) {
 	if !reflect.DeepEqual(de.Files, []string{PlanFile, PGXSTSV}) {
 		t.Errorf("drifted = %v", de.Files)
 	}
-	for _, w := range []string{"@@ -58,5 +58,5 @@", `-          "module-file": "alpha.so",`, `+          "module-file": "_alpha.so",`, "pgxs-build.tsv (missing)", "fix: run 'fix-it'"} {
+	for _, w := range []string{"@@ -59,5 +59,5 @@", `-          "module-file": "alpha.so",`, `+          "module-file": "_alpha.so",`, "pgxs-build.tsv (missing)", "fix: run 'fix-it'"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("drift report lacks %q:\n%s", w, err)
 		}
@@ -485,7 +491,7 @@ func TestGenerateIntentProblems(t *testing.T) {
 		{
 			name:    "promoted id that no source provides",
 			edit:    func(s string) string { return s + "[[extensions]]\nid = \"ghost\"\n" },
-			wantErr: `promoted.toml:42: id "ghost" is not provided by any source of targets linux-amd64, linux-arm64`,
+			wantErr: `promoted.toml:48: id "ghost" is not provided by any source of targets linux-amd64, linux-arm64`,
 		},
 		{
 			name: "requested extension requires a blocked one",
@@ -493,6 +499,14 @@ func TestGenerateIntentProblems(t *testing.T) {
 				return strings.Replace(s, "id = \"alpha\"\nstable = true\n", "id = \"alpha\"\nbuild = false\nblocker = \"test\"\n", 1)
 			},
 			want: []string{"linux-amd64: beta requires alpha, which is not requested for linux-amd64", "linux-amd64: widget requires alpha"},
+		},
+		{
+			name: "requested extension whose module is unresolved",
+			edit: func(s string) string {
+				return strings.Replace(s, "build = false\nblocker = \"needs PL/Python\"\n", "", 1)
+			},
+			want: []string{"linux-amd64: trans3u is requested but contrib/trans/trans3u.control: module_pathname = '$libdir/trans3' but the Makefile",
+				"linux-amd64: trans3u requires plpython3u, which is not requested", "linux-amd64: trans3u links python"},
 		},
 		{
 			name: "native library the toolchain lacks",
