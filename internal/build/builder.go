@@ -263,6 +263,9 @@ func (b *Builder) hostRunner() *HostRunner {
 // (built when build is true), for host the host compiler.
 func (b *Builder) resolveIdentity(ctx context.Context, build bool) error {
 	tc := b.target.Toolchain
+	if b.docker == nil && b.target.WASIX {
+		return fmt.Errorf("target wasix builds only with the docker runner: its toolchain (wasixcc, sysroots, LLVM, binaryen, wasmer) exists only in the builder image of %s; start a Docker engine ('sudo bash scripts/setup') and use --runner docker or auto", tc.Recipe)
+	}
 	if b.docker == nil {
 		line, major, err := hostCompiler(ctx)
 		if err != nil {

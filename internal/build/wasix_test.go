@@ -163,3 +163,16 @@ func TestDownloadBuildArgsAndTag(t *testing.T) {
 		t.Error("native toolchains have no downloads")
 	}
 }
+
+func TestWASIXRefusesHostRunner(t *testing.T) {
+	root := wasixProject(t)
+	b, err := prepare(Options{Layout: project.Layout{Root: root}, Target: "wasix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.runner = b.hostRunner()
+	err = b.resolveIdentity(t.Context(), false)
+	if err == nil || !strings.Contains(err.Error(), "target wasix builds only with the docker runner") {
+		t.Fatalf("host runner for wasix: %v", err)
+	}
+}
