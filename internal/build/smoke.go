@@ -136,7 +136,16 @@ func Smoke(ctx context.Context, opts SmokeOptions) (*SmokeReport, error) {
 			preload = append(preload, strings.TrimSuffix(e.ModuleFile, ".so"))
 		}
 	}
-	srv := &server{bin: filepath.Join(install, "bin"), data: data, sock: work, preload: preload, log: log}
+	sock := filepath.Join(work, "sock")
+	if err := os.Mkdir(sock, 0o755); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(sock, 65534, 65534); err != nil {
+			return nil, err
+		}
+	}
+	srv := &server{bin: filepath.Join(install, "bin"), data: data, sock: sock, logFile: filepath.Join(work, "postgres.log"), preload: preload, log: log}
 	if err := srv.prepare(); err != nil {
 		return nil, err
 	}
@@ -299,7 +308,9 @@ func (s *server) start(ctx context.Context) error {
 	}
 	args := []string{"-D", s.data, "-p", strconv.Itoa(s.port), "-k", s.sock,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "wal_level=logical",
-		"-c", "max_replication_slots=4", "-c", "max_wal_senders=4"}
+		"-c", "max_replication_slots=4", "-c", "max_wal_senders=4",
+		// pg_walinspect's case reads WAL written before the restart.
+		"-c", "wal_keep_size=256MB"}
 	if len(s.preload) > 0 {
 		args = append(args, "-c", "shared_preload_libraries="+strings.Join(s.preload, ","))
 	}
@@ -307,7 +318,6 @@ func (s *server) start(ctx context.Context) error {
 	// No system PostgreSQL library may be found through the environment:
 	// the install must resolve libpq through its own $ORIGIN run paths.
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"}
-	s.logFile = filepath.Join(s.sock, "postgres.log")
 	lf, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
