@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/build"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/wasm"
@@ -213,5 +214,40 @@ func TestExportListPGlite(t *testing.T) {
 	wasixCLI(t, append([]string{"assets", "export-list", "--main", main, "--output", out2, "--write"}, args...)...)
 	if b2, _ := os.ReadFile(out2); !bytes.Equal(b, b2) {
 		t.Error("two runs wrote different export lists")
+	}
+}
+
+// TestAssetsBuildWasixDryRun prints the WASIX plan through the real CLI and
+// engine (the builder image is looked up, not built: it cannot be built
+// here). The exact plan is pinned by internal/build's golden test.
+func TestAssetsBuildWasixDryRun(t *testing.T) {
+	if d, err := build.NewDockerRunner(context.Background(), "linux/amd64"); err != nil {
+		if e2e.Enabled() {
+			t.Fatalf("docker engine required: %v", err)
+		}
+		t.Skip("no docker engine")
+	} else {
+		d.Close()
+	}
+	wasixProject(t)
+	code, out, errs := wasixCLI(t, "assets", "build", "--target", "wasix", "--runner", "docker")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{
+		"target wasix, profile release-o3, runner docker",
+		"compiler wasixcc 0.4.5",
+		"1. runtime", "5. pg-dump", "6. pgdata-template",
+		"env: PGX_CONFIGURE=--host=wasm32-wasix --prefix=/",
+		"cmd: sh /recipe/scripts/initdb.sh",
+		"(plan only: pass --execute to run it)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q\n%s", want, out)
+		}
+	}
+	code, _, errs = wasixCLI(t, "assets", "build", "--target", "wasix", "--runner", "host")
+	if code != 1 || !strings.Contains(errs, "builds only with the docker runner") {
+		t.Errorf("host runner: exit %d\n%s", code, errs)
 	}
 }
