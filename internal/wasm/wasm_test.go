@@ -256,3 +256,14 @@ func TestExportListRoundTripAndErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLinkOf(t *testing.T) {
+	m, err := Parse(sideModule())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := LinkOf(m)
+	if !reflect.DeepEqual(l.HostImports, map[string]int{"wasix_32v1": 1}) || l.Exports != 2 || len(l.SymbolImports) != 5 || l.Dylink == nil || len(l.Memories) != 2 {
+		t.Errorf("LinkOf = %+v", l)
+	}
+}
