@@ -220,6 +220,9 @@ func Generate(in Inputs) (*Result, error) {
 			if !u.Promotion.Requested {
 				continue
 			}
+			if u.Configure != "" {
+				res.Problems = append(res.Problems, fmt.Sprintf("%s: %s is requested but %s: change [targets.%s.make-vars] and the build's configure, or block it (%s)", t, u.ID, u.Configure, t, in.Intent.Where(u.ID)))
+			}
 			if u.Unresolved != "" {
 				res.Problems = append(res.Problems, fmt.Sprintf("%s: %s is requested but %s (%s)", t, u.ID, u.Unresolved, in.Intent.Where(u.ID)))
 			}

@@ -61,6 +61,9 @@ type Unit struct {
 	// builds (its control file names a module the Makefile does not
 	// build); requesting it is then a problem.
 	Unresolved string `json:"unresolved,omitempty"`
+	// Configure says which configure option the unit needs that the
+	// target's make-vars lack ("" when it builds as configured).
+	Configure string `json:"configure,omitempty"`
 	// Promotion is filled in from the intent and smoke evidence.
 	Promotion *Promotion `json:"promotion,omitempty"`
 }
@@ -183,6 +186,25 @@ func discoverContrib(name, root string, makeVars map[string]string) ([]Unit, err
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("source %s: %w", name, errors.Join(errs...))
+	}
+	// contrib/Makefile lists in SUBDIRS what `make -C contrib` builds with
+	// this configuration (pgcrypto only with_ssl=openssl, sepgsql only
+	// with_selinux=yes, ...). A folder it leaves out needs another one.
+	if _, err := os.Stat(filepath.Join(contrib, "Makefile")); err == nil {
+		mk, err := ReadMakefile(filepath.Join(contrib, "Makefile"), env)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", name, err)
+		}
+		sub := mk.Get("SUBDIRS")
+		built := map[string]bool{}
+		for _, d := range sub.Words() {
+			built["contrib/"+d] = true
+		}
+		for i := range out {
+			if sub.Defined && !built[out[i].SourceDir] {
+				out[i].Configure = fmt.Sprintf("contrib/Makefile does not list %s in SUBDIRS with this target's make-vars: it needs another configure option", strings.TrimPrefix(out[i].SourceDir, "contrib/"))
+			}
+		}
 	}
 	return out, nil
 }

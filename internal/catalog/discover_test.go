@@ -3,6 +3,7 @@ package catalog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,7 +19,8 @@ import (
 // differently from the extension, requires, a module without a control
 // file, a folder that builds several extensions, $(filter ..., $(LIBS))).
 var fakePostgres = map[string]string{
-	"contrib/Makefile":          "SUBDIRS = alpha\n",
+	"contrib/Makefile": "subdir = contrib\ntop_builddir = ..\ninclude $(top_builddir)/src/Makefile.global\n\nSUBDIRS = \\\n\t\talpha\t\\\n\t\tbeta logger pair sqlonly tool\n\n" +
+		"ifeq ($(with_python),yes)\nSUBDIRS += trans\nelse\nALWAYS_SUBDIRS += trans\nendif\n\n$(recurse)\n$(recurse_always)\n",
 	"contrib/contrib-global.mk": "NO_PGXS = 1\ninclude $(top_srcdir)/src/makefiles/pgxs.mk\n",
 	"contrib/alpha/Makefile": `# contrib/alpha/Makefile
 MODULE_big = _alpha
@@ -95,7 +97,7 @@ var fakeTap = map[string]string{
 	"sql/tap--1.0.sql": "",
 }
 
-var linuxVars = map[string]string{"PORTNAME": "linux", "with_ssl": "openssl", "python_majorversion": ""}
+var linuxVars = map[string]string{"PORTNAME": "linux", "with_ssl": "openssl", "python_majorversion": "", "with_python": "no"}
 
 func unitMap(us []Unit) map[string]Unit {
 	m := map[string]Unit{}
@@ -150,6 +152,12 @@ func TestDiscoverContrib(t *testing.T) {
 	}
 	if tr := got["trans3u"]; tr.NativeModule != "" || !strings.Contains(tr.Unresolved, "contrib/trans/trans3u.control: module_pathname = '$libdir/trans3' but the Makefile, with this target's make-vars, builds trans") {
 		t.Errorf("trans3u = %+v, want it unresolved (the module name depends on the configuration)", tr)
+	}
+	if tr := got["trans3u"]; !strings.Contains(tr.Configure, "contrib/Makefile does not list trans in SUBDIRS") {
+		t.Errorf("trans3u configure = %q, want the SUBDIRS finding", tr.Configure)
+	}
+	if a.Configure != "" {
+		t.Errorf("alpha is in SUBDIRS but has configure = %q", a.Configure)
 	}
 	if s := got["sqlonly"]; s.NativeModule != "" || s.buildKind() != BuildPostgresContrib {
 		t.Errorf("sqlonly = %+v", s)
@@ -303,12 +311,14 @@ runtime-extensions = ["plpgsql"]
 [targets.linux-amd64.make-vars]
 PORTNAME = "linux"
 python_majorversion = ""
+with_python = "no"
 [targets.linux-arm64]
 module-suffix = ".so"
 toolchain-libraries = ["openssl", "zlib", "libuuid"]
 [targets.linux-arm64.make-vars]
 PORTNAME = "linux"
 python_majorversion = ""
+with_python = "no"
 
 [[extensions]]
 id = "alpha"
@@ -469,7 +479,7 @@ func TestGenerate(t *testing.T) {
 	if !reflect.DeepEqual(de.Files, []string{PlanFile, PGXSTSV}) {
 		t.Errorf("drifted = %v", de.Files)
 	}
-	for _, w := range []string{"@@ -59,5 +59,5 @@", `-          "module-file": "alpha.so",`, `+          "module-file": "_alpha.so",`, "pgxs-build.tsv (missing)", "fix: run 'fix-it'"} {
+	for _, w := range []string{"@@ -", `-          "module-file": "alpha.so",`, `+          "module-file": "_alpha.so",`, "pgxs-build.tsv (missing)", "fix: run 'fix-it'"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("drift report lacks %q:\n%s", w, err)
 		}
@@ -491,7 +501,7 @@ func TestGenerateIntentProblems(t *testing.T) {
 		{
 			name:    "promoted id that no source provides",
 			edit:    func(s string) string { return s + "[[extensions]]\nid = \"ghost\"\n" },
-			wantErr: `promoted.toml:48: id "ghost" is not provided by any source of targets linux-amd64, linux-arm64`,
+			wantErr: fmt.Sprintf(`promoted.toml:%d: id "ghost" is not provided by any source of targets linux-amd64, linux-arm64`, strings.Count(goodIntent, "\n")+2),
 		},
 		{
 			name: "requested extension requires a blocked one",
@@ -506,7 +516,8 @@ func TestGenerateIntentProblems(t *testing.T) {
 				return strings.Replace(s, "build = false\nblocker = \"needs PL/Python\"\n", "", 1)
 			},
 			want: []string{"linux-amd64: trans3u is requested but contrib/trans/trans3u.control: module_pathname = '$libdir/trans3' but the Makefile",
-				"linux-amd64: trans3u requires plpython3u, which is not requested", "linux-amd64: trans3u links python"},
+				"linux-amd64: trans3u requires plpython3u, which is not requested", "linux-amd64: trans3u links python",
+				"linux-amd64: trans3u is requested but contrib/Makefile does not list trans in SUBDIRS"},
 		},
 		{
 			name: "native library the toolchain lacks",
