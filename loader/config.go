@@ -34,6 +34,11 @@ type Config struct {
 	// otherwise.
 	Root string
 
+	// TempDir is the folder in which temporary roots are made. Empty means
+	// /dev/shm on Linux when it is a tmpfs with at least 1 GiB free (the
+	// throwaway PGDATA then lives in memory), else os.TempDir().
+	TempDir string
+
 	// Extensions are extension ids from the manifest (for example "vector",
 	// "pg_trgm"). Their archives, and those of the extensions they require,
 	// are installed and CREATE EXTENSION runs for each.

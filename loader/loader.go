@@ -249,7 +249,7 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 			return nil, fmt.Errorf("root %s: %w", cfg.Root, err)
 		}
 	}
-	root, err := openRoot(cfg.Root, p.user)
+	root, err := openRoot(cfg.Root, cfg.TempDir, p.user)
 	if err != nil {
 		return nil, err
 	}

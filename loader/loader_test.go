@@ -233,15 +233,15 @@ func TestResolveCacheDir(t *testing.T) {
 // is recovered at once.
 func TestRootLock(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "root")
-	r, err := openRoot(dir, nil)
+	r, err := openRoot(dir, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openRoot(dir, nil); !errors.Is(err, ErrRootLocked) {
+	if _, err := openRoot(dir, "", nil); !errors.Is(err, ErrRootLocked) {
 		t.Fatalf("second open = %v, want ErrRootLocked", err)
 	}
 	r.release()
-	r, err = openRoot(dir, nil)
+	r, err = openRoot(dir, "", nil)
 	if err != nil {
 		t.Fatalf("open after release: %v", err)
 	}
@@ -260,12 +260,12 @@ func TestRootLock(t *testing.T) {
 	if _, err := out.Read(buf); err != nil || string(buf[:6]) != "locked" {
 		t.Fatalf("holder: %q %v", buf, err)
 	}
-	if _, err := openRoot(dir, nil); !errors.Is(err, ErrRootLocked) || !strings.Contains(err.Error(), "process ") {
+	if _, err := openRoot(dir, "", nil); !errors.Is(err, ErrRootLocked) || !strings.Contains(err.Error(), "process ") {
 		t.Fatalf("open while another process holds it = %v", err)
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	r, err = openRoot(dir, nil)
+	r, err = openRoot(dir, "", nil)
 	if err != nil {
 		t.Fatalf("open after the holder was killed: %v", err)
 	}
@@ -278,7 +278,7 @@ func TestRootLockHolder(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process of TestRootLock")
 	}
-	if _, err := openRoot(dir, nil); err != nil {
+	if _, err := openRoot(dir, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	os.Stdout.WriteString("locked")

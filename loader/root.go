@@ -35,10 +35,13 @@ type rootDir struct {
 func (r *rootDir) dataDir() string { return filepath.Join(r.dir, "data") }
 
 // openRoot makes (or reopens) and locks a root. dir "" makes a temporary one.
-func openRoot(dir string, user *serverUser) (*rootDir, error) {
+func openRoot(dir, tempBase string, user *serverUser) (*rootDir, error) {
 	r := &rootDir{}
 	if dir == "" {
-		d, err := os.MkdirTemp("", "pgxtask-")
+		if tempBase == "" {
+			tempBase = defaultTempBase()
+		}
+		d, err := os.MkdirTemp(tempBase, "pgxtask-")
 		if err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
