@@ -88,10 +88,10 @@ func SourceDateEpoch() (time.Time, error) {
 const ZstdLevel = zstd.SpeedBestCompression
 
 // ZstdWindow is the encoder's window size.
-const ZstdWindow = 8 << 20
+const ZstdWindow = 16 << 20
 
 // newZstdWriter returns the encoder with the fixed settings: one level, one
-// window, a checksum, and a single goroutine so that no scheduling can
+// window (16 MiB), a checksum, and a single goroutine so that no scheduling can
 // change the output. Parallelism comes from writing several archives at
 // once, never from splitting one.
 func newZstdWriter(w io.Writer) (*zstd.Encoder, error) {

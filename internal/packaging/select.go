@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -54,7 +53,7 @@ func keepLib(name string) bool {
 }
 
 // dereference turns a symlink entry into a regular file entry holding the
-// target's bytes, provided the target is inside root.
+// target's bytes, provided the target is a regular file inside root.
 func dereference(root string, e archive.Entry) (archive.Entry, error) {
 	if e.Type != archive.TypeSymlink {
 		return e, nil
@@ -62,21 +61,21 @@ func dereference(root string, e archive.Entry) (archive.Entry, error) {
 	full := filepath.Join(root, filepath.FromSlash(e.Name))
 	real, err := filepath.EvalSymlinks(full)
 	if err != nil {
-		return e, fmt.Errorf("%s: %w", full, err)
+		return e, fmt.Errorf("symlink %s: %w", full, err)
 	}
 	rootReal, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return e, err
 	}
 	if rel, err := filepath.Rel(rootReal, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return e, fmt.Errorf("%s points outside the stage (%s)", full, real)
+		return e, fmt.Errorf("symlink %s points outside the stage (%s)", full, real)
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
 		return e, err
 	}
 	if !fi.Mode().IsRegular() {
-		return e, fmt.Errorf("%s does not point at a regular file", full)
+		return e, fmt.Errorf("symlink %s does not point at a regular file", full)
 	}
 	return archive.Entry{Name: e.Name, Type: archive.TypeFile, Path: real, Executable: fi.Mode().Perm()&0o111 != 0}, nil
 }
@@ -114,7 +113,7 @@ func runtimeEntries(dir string) ([]archive.Entry, error) {
 		return nil, err
 	}
 	for i, e := range entries {
-		if entries[i], err = dereferenceLib(dir, e); err != nil {
+		if entries[i], err = dereferenceInTree(dir, e); err != nil {
 			return nil, err
 		}
 	}
@@ -129,16 +128,15 @@ func runtimeEntries(dir string) ([]archive.Entry, error) {
 	return entries, nil
 }
 
-// dereferenceLib dereferences soname symlinks of lib/ and refuses any other
-// symlink: no artifact needs one.
-func dereferenceLib(dir string, e archive.Entry) (archive.Entry, error) {
+// dereferenceInTree turns a symlink to a regular file of the same stage
+// into that file's bytes, so artifacts carry no symlinks (the loader's
+// extractor never has to follow one). A symlink that leaves the stage or
+// points at a folder is an error.
+func dereferenceInTree(dir string, e archive.Entry) (archive.Entry, error) {
 	if e.Type != archive.TypeSymlink {
 		return e, nil
 	}
-	if path.Dir(e.Name) == "lib" && keepLib(path.Base(e.Name)) {
-		return dereference(dir, e)
-	}
-	return e, fmt.Errorf("%s/%s is a symlink, and no artifact needs one: install a regular file or extend packaging", dir, e.Name)
+	return dereference(dir, e)
 }
 
 // toolEntries selects a tool archive (stage/pg-dump): its programs and the
@@ -161,7 +159,7 @@ func toolEntries(dir string, program string) ([]archive.Entry, error) {
 		return nil, err
 	}
 	for i, e := range entries {
-		if entries[i], err = dereferenceLib(dir, e); err != nil {
+		if entries[i], err = dereferenceInTree(dir, e); err != nil {
 			return nil, err
 		}
 	}
@@ -179,9 +177,9 @@ func extensionEntries(dir string, e planEntry) ([]archive.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, en := range entries {
-		if en.Type == archive.TypeSymlink {
-			return nil, fmt.Errorf("extension %s: %s/%s is a symlink, and no extension archive needs one", e.ID, dir, en.Name)
+	for i, en := range entries {
+		if entries[i], err = dereferenceInTree(dir, en); err != nil {
+			return nil, fmt.Errorf("extension %s: %w", e.ID, err)
 		}
 	}
 	if e.ModuleFile != "" && !hasFile(entries, "lib/postgresql/"+e.ModuleFile) {
