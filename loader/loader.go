@@ -536,8 +536,12 @@ func (inst *Instance) DumpSQL(ctx context.Context, w io.Writer) error {
 	bin := filepath.Join(dir, filepath.FromSlash(exe))
 	cmd := exec.CommandContext(ctx, bin, "--no-password", "--host", inst.root.sockDir, "--port", strconv.Itoa(inst.port),
 		"--username", inst.cfg.Username, "--dbname", inst.cfg.Database)
-	lib := filepath.Join(inst.baseDir, "lib")
-	cmd.Env = append(serverEnv(), "LD_LIBRARY_PATH="+lib, "DYLD_LIBRARY_PATH="+lib)
+	cmd.Env = serverEnv()
+	if _, err := os.Stat(filepath.Join(dir, "lib")); err != nil {
+		// The tool archive has no libpq of its own: use the runtime's.
+		lib := filepath.Join(inst.baseDir, "lib")
+		cmd.Env = append(cmd.Env, "LD_LIBRARY_PATH="+lib, "DYLD_LIBRARY_PATH="+lib)
+	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Run(); err != nil {
