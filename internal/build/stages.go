@@ -167,6 +167,10 @@ func extUnits(kind string) func(b *Builder) ([]*Unit, error) {
 			if !ok {
 				return nil, fmt.Errorf("build plan entry %s: source %q is not in %s: regenerate the plan with 'pgxtask extensions build-plan --write'", e.ID, e.Source, b.manifest.Path)
 			}
+			extra, err := b.extPatches(src.Name, map[string]string{"siblings": b.siblings(e)})
+			if err != nil {
+				return nil, err
+			}
 			u, err := b.unit(kindStage(kind), "ext/"+e.ID, "ext/"+e.ID, keyInputs{
 				StageVersion: 1,
 				Sources:      map[string]string{src.Name: src.Pin()},
@@ -175,7 +179,7 @@ func extUnits(kind string) func(b *Builder) ([]*Unit, error) {
 				Recipe:       rec,
 				Entry:        e,
 				Upstream:     map[string]string{"runtime": b.runtime.Key},
-				Extra:        map[string]string{"siblings": b.siblings(e)},
+				Extra:        extra,
 			})
 			if err != nil {
 				return nil, err
@@ -200,19 +204,26 @@ func kindStage(kind string) string {
 func extStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 	mounts := []Mount{b.recipeMount(), b.runtimeMount(), {Source: tmp, Target: OutMount}}
 	seen := map[string]bool{}
+	var srcs []string
 	for _, u := range stale {
 		s := u.Entry.Source
 		if !seen[s] {
 			seen[s] = true
+			srcs = append(srcs, s)
 			mounts = append(mounts, b.sourceMount(s))
 		}
 	}
-	return b.newStep(stale[0].Stage, mounts, append([]string{
+	pm, penv, err := b.extPatchMounts(srcs)
+	if err != nil {
+		return Step{}, err
+	}
+	mounts = append(mounts, pm...)
+	return b.newStep(stale[0].Stage, mounts, append(append([]string{
 		"PGX_PREFIX=" + PrefixMount,
 		"PGX_OUT=" + OutMount,
 		"PGX_BUILD=" + ScratchDir + "/ext",
 		"PGX_JOBS_DIR=" + OutMount + "/.jobs",
-	}, b.target.Profile.Env...), []string{"sh", RecipeMount + "/scripts/ext.sh"}, ""), nil
+	}, penv...), b.target.Profile.Env...), []string{"sh", RecipeMount + "/scripts/ext.sh"}, ""), nil
 }
 
 // extJob is what ext.sh reads for one extension: .jobs/<id>/{src,args}.

@@ -72,19 +72,12 @@ func downloadsKey(tc sources.Toolchain) string {
 // mounts, the step env and the key entries.
 func (b *Builder) runtimeExtras() (mounts []Mount, env []string, key map[string]string, err error) {
 	key = map[string]string{}
-	src := b.target.Postgres.Name
-	patchDir := filepath.Join(b.opts.Layout.Assets(), "patches", src)
-	if patches, _ := filepath.Glob(filepath.Join(patchDir, "*.patch")); len(patches) > 0 {
-		sort.Strings(patches)
-		var lines []string
-		for _, p := range patches {
-			h, err := fileSHA256(p)
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			lines = append(lines, filepath.Base(p)+" "+h)
-		}
-		key["patches"] = strings.Join(lines, "\n")
+	patchDir, patchKey, err := b.sourcePatches(b.target.Postgres.Name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if patchKey != "" {
+		key["patches"] = patchKey
 		mounts = append(mounts, Mount{Source: patchDir, Target: PatchesMount, ReadOnly: true})
 		env = append(env, "PGX_PATCHES="+PatchesMount)
 	}
@@ -102,6 +95,53 @@ func (b *Builder) runtimeExtras() (mounts []Mount, env []string, key map[string]
 		key = nil
 	}
 	return mounts, env, key, nil
+}
+
+// sourcePatches finds assets/patches/<source>/*.patch: the folder and a key
+// text of "name sha256" lines in name order ("" when there are none).
+func (b *Builder) sourcePatches(source string) (dir, key string, err error) {
+	dir = filepath.Join(b.opts.Layout.Assets(), "patches", source)
+	patches, _ := filepath.Glob(filepath.Join(dir, "*.patch"))
+	sort.Strings(patches)
+	var lines []string
+	for _, p := range patches {
+		h, err := fileSHA256(p)
+		if err != nil {
+			return "", "", err
+		}
+		lines = append(lines, filepath.Base(p)+" "+h)
+	}
+	return dir, strings.Join(lines, "\n"), nil
+}
+
+// extPatches adds the patches of an extension unit's source to its key
+// entries.
+func (b *Builder) extPatches(source string, extra map[string]string) (map[string]string, error) {
+	_, key, err := b.sourcePatches(source)
+	if err != nil || key == "" {
+		return extra, err
+	}
+	extra["patches"] = key
+	return extra, nil
+}
+
+// extPatchMounts mounts the patches of each source of an extension step at
+// /patches/<source>; the step's ext.sh applies them to a copy of the source.
+func (b *Builder) extPatchMounts(sources []string) ([]Mount, []string, error) {
+	var mounts []Mount
+	for _, s := range sources {
+		dir, key, err := b.sourcePatches(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		if key != "" {
+			mounts = append(mounts, Mount{Source: dir, Target: PatchesMount + "/" + s, ReadOnly: true})
+		}
+	}
+	if len(mounts) == 0 {
+		return nil, nil, nil
+	}
+	return mounts, []string{"PGX_PATCHES_ROOT=" + PatchesMount}, nil
 }
 
 // wasixPgDumpFiles are the pg-dump stage's files of the WASIX target: the

@@ -176,3 +176,31 @@ func TestWASIXRefusesHostRunner(t *testing.T) {
 		t.Fatalf("host runner for wasix: %v", err)
 	}
 }
+
+// TestExtensionSourcePatches: a patch of an extension source changes only
+// the keys of that source's units and is mounted for the step that builds
+// them.
+func TestExtensionSourcePatches(t *testing.T) {
+	root := wasixProject(t)
+	base := keys(wasixBuilder(t, root, Options{}))
+	patches := filepath.Join(root, "assets", "patches", "pgvector")
+	os.MkdirAll(patches, 0o755)
+	os.WriteFile(filepath.Join(patches, "0001-wasix.patch"), []byte("--- a/vector.c\n+++ b/vector.c\n"), 0o644)
+	b := wasixBuilder(t, root, Options{})
+	k := keys(b)
+	if k["ext/vector"] == base["ext/vector"] {
+		t.Error("the pgvector patch is not in ext/vector's key")
+	}
+	if k["ext/cube"] != base["ext/cube"] || k["runtime"] != base["runtime"] {
+		t.Error("the pgvector patch changed other units' keys")
+	}
+	p, err := b.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	p.WriteText(&text)
+	if !strings.Contains(text.String(), "mount: assets/patches/pgvector -> /patches/pgvector ro") || !strings.Contains(text.String(), "env: PGX_PATCHES_ROOT=/patches") {
+		t.Errorf("pgvector patches not mounted:\n%s", text.String())
+	}
+}

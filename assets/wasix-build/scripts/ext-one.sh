@@ -9,6 +9,9 @@ wasix_env
 id=$1
 job="$PGX_JOBS_DIR/$id"
 src=$(cat "$job/src")
+# A patched copy of the source (ext.sh) wins over the read-only mount.
+rest=${src#/src/}
+[ -d "$PGX_BUILD/patched/${rest%%/*}" ] && src="$PGX_BUILD/patched/$rest"
 work="$PGX_BUILD/$id"
 dest="$PGX_BUILD/$id.dest"
 log="$PGX_BUILD/$id.log"
