@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/audit"
@@ -25,6 +26,7 @@ func init() {
 			"the first hunk that does not match exactly is reported with file and line.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "check-patch-applies", Usage: "apply every patch to its source's pinned checkout"},
+			&cli.StringFlag{Name: "target", Usage: "apply only the patches of sources serving this target (whose checkouts `sources fetch --target` made)"},
 			jsonFlag,
 		},
 		Action: sourceSpineAction,
@@ -114,6 +116,9 @@ func sourceSpineAction(c *cli.Context) error {
 			pr.Patches = append(pr.Patches, filepath.ToSlash(rel))
 		}
 		src, ok := m.Lookup(set.Source)
+		if t := c.String("target"); ok && t != "" && !slices.Contains(src.Targets, t) {
+			continue
+		}
 		switch {
 		case !ok:
 			pr.Error = fmt.Sprintf("assets/patches/%s: no source named %q in %s: rename the folder to a source name", set.Source, set.Source, m.Path)

@@ -106,6 +106,10 @@ func TestSourceSpineCLI(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "assets/patches/demo/0001-b.patch: hunk #1 (@@ -1,3 +1,3 @@) does not apply at src/main.c:2") {
 		t.Fatalf("drifted checkout: exit %d\n%s", code, out)
 	}
+	// --target skips the patches of sources that do not serve the target.
+	if code, out := runCLI(t, "assets", "source-spine", "--check-patch-applies", "--target", "linux-amd64"); code != 0 || strings.Contains(out, "patches demo") {
+		t.Fatalf("other target: exit %d\n%s", code, out)
+	}
 	// Without --check-patch-applies the checkout is not needed.
 	if code, out := runCLI(t, "assets", "source-spine"); code != 0 {
 		t.Fatalf("without apply check: exit %d\n%s", code, out)
