@@ -364,7 +364,7 @@ func (r *Report) Markdown() string {
 				if len(f.Phases) == 0 {
 					continue
 				}
-				fmt.Fprintf(&b, "Phases of %s on %s (median): ", t.Name, f.System)
+				fmt.Fprintf(&b, "Phases of %s on %s (median): ", t.ID, f.System)
 				var parts []string
 				for _, p := range f.Phases {
 					parts = append(parts, fmt.Sprintf("%s %s", p.Phase, FormatMicros(p.P50Micros)))
