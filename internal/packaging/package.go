@@ -22,10 +22,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"golang.org/x/sys/unix"
 )
+
+// buildLockFile is the lock internal/build holds on an output root while it
+// builds.
+const buildLockFile = ".build.lock"
 
 // Options configures Package.
 type Options struct {
@@ -73,6 +78,16 @@ type job struct {
 // built in a temporary folder beside the destination and swapped in only
 // when complete, so a failure leaves the previous dist untouched.
 func Package(ctx context.Context, opts Options) (*Result, error) {
+	// A shared hold on the build lock: no build may change the stage while
+	// it is being packaged (builds take the same lock exclusively).
+	if _, err := os.Stat(opts.OutputRoot); err == nil {
+		lk := flock.New(filepath.Join(opts.OutputRoot, buildLockFile))
+		ok, err := lk.TryRLockContext(ctx, 200*time.Millisecond)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("wait for the build lock of %s: %v", opts.OutputRoot, err)
+		}
+		defer lk.Unlock()
+	}
 	rec, err := loadRecord(opts.OutputRoot)
 	if err != nil {
 		return nil, err
