@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -75,6 +76,16 @@ type Duration time.Duration
 // MarshalJSON writes the duration in seconds.
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(fmt.Sprintf("%.3f", time.Duration(d).Seconds())), nil
+}
+
+// UnmarshalJSON reads a duration written by MarshalJSON.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
 }
 
 // DefaultHTTPClient returns the client used for archive downloads: short
