@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
 
@@ -283,4 +285,35 @@ func TestRootLockHolder(t *testing.T) {
 	}
 	os.Stdout.WriteString("locked")
 	select {}
+}
+
+func TestSweepTempRoots(t *testing.T) {
+	base := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	mk := func(name string, marker bool, age time.Time) string {
+		d := filepath.Join(base, name)
+		os.MkdirAll(filepath.Join(d, "data"), 0o755)
+		if marker {
+			os.WriteFile(filepath.Join(d, tempMarker), nil, 0o644)
+			os.Chtimes(filepath.Join(d, tempMarker), age, age)
+		}
+		return d
+	}
+	stale := mk("pgxtask-stale", true, old)
+	fresh := mk("pgxtask-fresh", true, time.Now())
+	foreign := mk("pgxtask-users-own", false, old)
+	inUse := mk("pgxtask-in-use", true, old)
+	lk := flock.New(filepath.Join(inUse, lockName))
+	if ok, err := lk.TryLock(); !ok || err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Unlock()
+
+	sweepTempRoots(base)
+	for d, want := range map[string]bool{stale: false, fresh: true, foreign: true, inUse: true} {
+		_, err := os.Stat(d)
+		if got := err == nil; got != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(d), got, want)
+		}
+	}
 }

@@ -19,6 +19,10 @@ import (
 // drops the lock when that process dies, so a stale lock never blocks.
 const lockName = ".pgxtask.lock"
 
+// tempMarker marks a temporary root, so that sweepTempRoots removes only
+// folders the loader made.
+const tempMarker = ".pgxtask-temporary"
+
 // maxSocketPath is the longest unix socket path used (macOS allows 104 bytes
 // including the terminating NUL, Linux 108).
 const maxSocketPath = 100
@@ -41,11 +45,16 @@ func openRoot(dir, tempBase string, user *serverUser) (*rootDir, error) {
 		if tempBase == "" {
 			tempBase = defaultTempBase()
 		}
+		sweepTempRoots(tempBase)
 		d, err := os.MkdirTemp(tempBase, "pgxtask-")
 		if err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
 		r.dir, r.temp = d, true
+		if err := os.WriteFile(filepath.Join(d, tempMarker), nil, 0o644); err != nil {
+			os.RemoveAll(d)
+			return nil, fmt.Errorf("root: %w", err)
+		}
 	} else {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -109,22 +118,68 @@ func openRoot(dir, tempBase string, user *serverUser) (*rootDir, error) {
 	return r, nil
 }
 
+// sweepTempRoots removes temporary roots that a killed process left behind
+// in base (on tmpfs they hold memory): folders named pgxtask-* with the
+// temporary marker, older than a minute (a root being made right now is not
+// locked yet), whose lock nobody holds. Errors are ignored; the next open
+// tries again.
+func sweepTempRoots(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "pgxtask-*"))
+	for _, d := range dirs {
+		info, err := os.Stat(filepath.Join(d, tempMarker))
+		if err != nil || time.Since(info.ModTime()) < time.Minute {
+			continue
+		}
+		lk := flock.New(filepath.Join(d, lockName))
+		if ok, err := lk.TryLock(); err != nil || !ok {
+			continue
+		}
+		if pid := stalePostmaster(filepath.Join(d, "data")); pid > 0 && alive(pid) && !zombieProcess(pid) {
+			lk.Unlock()
+			continue
+		}
+		os.RemoveAll(d)
+		lk.Unlock()
+	}
+}
+
+// stalePostmaster returns the pid in dataDir/postmaster.pid, or 0.
+func stalePostmaster(dataDir string) int {
+	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(data), "\n", 2)[0]))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// zombieProcess reports whether pid has exited and waits to be reaped
+// (Linux; elsewhere it reports false).
+func zombieProcess(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
 // waitStalePostmaster handles a postmaster.pid left in a root whose lock we
 // now hold. The server of the previous opener receives its death signal when
 // that opener dies, but may still be shutting down for a moment; wait for it
 // (up to 10s). A pid file of a process that no longer exists is left for
 // PostgreSQL, which removes it itself.
 func waitStalePostmaster(dataDir string) error {
-	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil {
-		return nil
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(data), "\n", 2)[0]))
-	if err != nil || pid <= 0 || pid == os.Getpid() {
+	pid := stalePostmaster(dataDir)
+	if pid <= 0 || pid == os.Getpid() {
 		return nil
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !alive(pid) {
+		if !alive(pid) || zombieProcess(pid) {
 			return nil
 		}
 	}
