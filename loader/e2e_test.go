@@ -604,3 +604,36 @@ func BenchmarkOpenFirstQuery(b *testing.B) {
 	b.ReportMetric(float64(samples[len(samples)/2].Microseconds())/1000, "median-ms")
 	b.ReportMetric(float64(samples[len(samples)*9/10].Microseconds())/1000, "p90-ms")
 }
+
+// TestNonRootCaller runs an open as an ordinary user (uid 65534, by
+// re-executing the test binary with that uid): the server then runs as the
+// caller, with the cache in the caller's own folder. When the whole suite
+// already runs as an ordinary user, every other test covers this.
+func TestNonRootCaller(t *testing.T) {
+	dist := testDist(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the suite runs as an ordinary user: every other test opens servers as the caller")
+	}
+	home := openDir(t)
+	bin := filepath.Join(home, "loader.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(home, "cache")
+	os.Mkdir(cache, 0o700)
+	os.Chown(cache, unprivilegedID, unprivilegedID)
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=open-close", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cache, "HOME="+home)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: unprivilegedID, Gid: unprivilegedID, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("open as uid %d: %v\n%s", unprivilegedID, err, out)
+	}
+	if lines, _ := readExtractions(cache, "runtime"); len(lines) != 1 {
+		t.Fatalf("the ordinary user's cache %s was not used: %v", cache, lines)
+	}
+}
