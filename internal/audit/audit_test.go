@@ -176,3 +176,24 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("the project's decisions: %v", err)
 	}
 }
+
+// The pin can sit on its own branch (a fork's patch branch) while the audit
+// follows another: both are fetched, and the commits after the pin are the
+// upstream's commits that the pin does not contain.
+func TestAuditPinOnOtherBranch(t *testing.T) {
+	u := newUpstream(t)
+	base := u.commit("base", "src/a.c")
+	u.checkout("fork", true)
+	pin := u.commit("fork patch", "src/fork.c")
+	u.checkout("master", false)
+	up := u.commit("upstream fix", "src/a.c")
+	src := sources.Source{Name: "demo", Kind: sources.KindGit, URL: u.dir, Branch: "fork", Commit: pin,
+		Upstream: "master", Watch: []string{"src/"}}
+	rep, err := Audit(context.Background(), src, &File{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Ahead != 1 || len(rep.Commits) != 1 || rep.Commits[0].Hash != up || rep.Undecided() != 1 {
+		t.Fatalf("report = %+v (base %s)", rep, base)
+	}
+}
