@@ -80,9 +80,11 @@ func createdContainers(t *testing.T, cli *client.Client, since, until time.Time)
 	}
 }
 
-func leftoverContainers(t *testing.T, cli *client.Client) []string {
+// leftoverContainers lists the containers of one pgxtask stage, running or
+// not.
+func leftoverContainers(t *testing.T, cli *client.Client, stage string) []string {
 	t.Helper()
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", build.LabelStage))})
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", build.LabelStage+"="+stage))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +257,7 @@ func TestE2EInterruptAndRebuildOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
-	for len(leftoverContainers(t, cli)) == 0 {
+	for len(leftoverContainers(t, cli, "pgxs")) == 0 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatalf("no build container started\n%s", stderr.String())
@@ -268,7 +270,7 @@ func TestE2EInterruptAndRebuildOne(t *testing.T) {
 	if err == nil {
 		t.Fatalf("the interrupted build exited 0\n%s", stderr.String())
 	}
-	if left := leftoverContainers(t, cli); len(left) != 0 {
+	if left := leftoverContainers(t, cli, "pgxs"); len(left) != 0 {
 		t.Fatalf("containers left after SIGINT: %v", left)
 	}
 	if _, err := os.Stat(filepath.Join(root, "stage", ".records", "ext--vector.json")); err == nil {
