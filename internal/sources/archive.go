@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -174,10 +175,62 @@ func (f *Fetcher) extract(path, dest string, s Source) error {
 	if err != nil {
 		return fmt.Errorf("%s (%s %s): %w", path, s.Name, s.Version, err)
 	}
-	if err := archive.Extract(br, dest, archive.ExtractOptions{StripComponents: 1, SHA256: s.SHA256, Decompress: dec}); err != nil {
+	// Keep the start of the tar stream to read the top-level folder name.
+	head := &headBuffer{max: 64 << 10}
+	tee := func(raw io.Reader) (io.Reader, io.Closer, error) {
+		r, c := raw, io.Closer(nil)
+		if dec != nil {
+			var err error
+			if r, c, err = dec(raw); err != nil {
+				return nil, nil, err
+			}
+		}
+		return io.TeeReader(r, head), c, nil
+	}
+	if err := archive.Extract(br, dest, archive.ExtractOptions{StripComponents: 1, SHA256: s.SHA256, Decompress: tee}); err != nil {
 		return fmt.Errorf("extract %s %s: %w", s.Name, s.Version, err)
 	}
+	top, err := topFolder(head.buf.Bytes())
+	if err != nil {
+		return fmt.Errorf("extract %s %s: %w", s.Name, s.Version, err)
+	}
+	if !strings.HasSuffix(top, "-"+s.Version) && !strings.HasSuffix(top, "_"+s.Version) {
+		return fmt.Errorf("the archive with sha256 %s unpacks to %s/, which does not name version %q: correct version (or sha256) of source %q in sources.toml", s.SHA256, top, s.Version, s.Name)
+	}
 	return nil
+}
+
+// headBuffer keeps the first max bytes written to it.
+type headBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	if room := h.max - h.buf.Len(); room > 0 {
+		if len(p) < room {
+			room = len(p)
+		}
+		h.buf.Write(p[:room])
+	}
+	return len(p), nil
+}
+
+// topFolder reads the single top-level folder name from the start of a tar
+// stream (PAX global headers skipped).
+func topFolder(head []byte) (string, error) {
+	tr := tar.NewReader(bytes.NewReader(head))
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return "", fmt.Errorf("read the first entry of the tarball: %w", err)
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		top, _, _ := strings.Cut(strings.TrimPrefix(hdr.Name, "./"), "/")
+		return top, nil
+	}
 }
 
 // decompressorFor picks the decompressor from the file's first bytes (the

@@ -439,3 +439,18 @@ func TestArchiveAdoptsIdenticalTree(t *testing.T) {
 	}
 	noLeftovers(t, f.Checkouts)
 }
+
+func TestArchiveVersionMustMatchTopFolder(t *testing.T) {
+	srv := newTarballServer(t)
+	body := releaseTarball(t, "1.0")
+	s := archiveSource("2.0", body, srv.add("/pkg.tar.gz", body))
+	f := newTestFetcher(t)
+	_, err := f.Fetch(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), `unpacks to pkg-1.0/, which does not name version "2.0"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(f.Dir("pkg")); !os.IsNotExist(err) {
+		t.Fatal("a refused archive left a checkout")
+	}
+	noLeftovers(t, f.Checkouts)
+}
