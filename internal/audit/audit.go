@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
@@ -183,11 +184,10 @@ func Audit(ctx context.Context, src sources.Source, decisions *File, cacheDir st
 		if c.NumParents() > 1 {
 			continue
 		}
-		paths, err := changedPaths(c)
+		watched, err := watchedChanges(c, src.Watch)
 		if err != nil {
 			return rep, fmt.Errorf("audit %s: diff %s: %w", src.Name, h, err)
 		}
-		watched := filterWatched(paths, src.Watch)
 		if len(watched) == 0 {
 			continue
 		}
@@ -306,34 +306,56 @@ func reachableExcept(repo *git.Repository, tip plumbing.Hash, stop map[plumbing.
 	return out, order, nil
 }
 
-// changedPaths lists the paths c changes against its first parent (every
-// path for a root commit).
-func changedPaths(c *object.Commit) ([]string, error) {
+// watchedChanges lists the paths under src.Watch that c changes against
+// its first parent (every watched path for a root commit). It compares the
+// tree entries of the watched paths first, so a commit that leaves them
+// alone costs a few lookups rather than a whole-tree diff.
+func watchedChanges(c *object.Commit, watch []string) ([]string, error) {
 	tree, err := c.Tree()
 	if err != nil {
 		return nil, err
 	}
-	var parentTree *object.Tree
+	var parent *object.Tree
 	if c.NumParents() > 0 {
 		p, err := c.Parent(0)
 		if err != nil {
 			return nil, err
 		}
-		if parentTree, err = p.Tree(); err != nil {
+		if parent, err = p.Tree(); err != nil {
 			return nil, err
 		}
 	}
-	changes, err := object.DiffTree(parentTree, tree)
-	if err != nil {
-		return nil, err
-	}
 	set := map[string]bool{}
-	for _, ch := range changes {
-		if ch.From.Name != "" {
-			set[ch.From.Name] = true
+	for _, w := range watch {
+		w = strings.TrimSuffix(w, "/")
+		cur, curTree, err := lookup(tree, w)
+		if err != nil {
+			return nil, err
 		}
-		if ch.To.Name != "" {
-			set[ch.To.Name] = true
+		old, oldTree, err := lookup(parent, w)
+		if err != nil {
+			return nil, err
+		}
+		if cur == old {
+			continue // same blob or tree (or absent from both)
+		}
+		if curTree == nil && oldTree == nil {
+			set[w] = true // a file
+			continue
+		}
+		changes, err := object.DiffTree(oldTree, curTree)
+		if err != nil {
+			return nil, err
+		}
+		for _, ch := range changes {
+			for _, n := range []string{ch.From.Name, ch.To.Name} {
+				if n != "" {
+					set[w+"/"+n] = true
+				}
+			}
+		}
+		if len(changes) == 0 {
+			set[w] = true // a file replaced by a folder or the reverse
 		}
 	}
 	out := make([]string, 0, len(set))
@@ -344,18 +366,25 @@ func changedPaths(c *object.Commit) ([]string, error) {
 	return out, nil
 }
 
-// filterWatched keeps the paths equal to a watch entry or under it (a watch
-// entry names a file or a folder, with or without a trailing slash).
-func filterWatched(paths, watch []string) []string {
-	var out []string
-	for _, p := range paths {
-		for _, w := range watch {
-			w = strings.TrimSuffix(w, "/")
-			if p == w || strings.HasPrefix(p, w+"/") {
-				out = append(out, p)
-				break
-			}
-		}
+// lookup returns the hash of the entry at p in t (zero when absent) and,
+// when it is a folder, its tree.
+func lookup(t *object.Tree, p string) (plumbing.Hash, *object.Tree, error) {
+	if t == nil {
+		return plumbing.ZeroHash, nil, nil
 	}
-	return out
+	e, err := t.FindEntry(p)
+	if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+		return plumbing.ZeroHash, nil, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, nil, err
+	}
+	if e.Mode == filemode.Dir {
+		sub, err := t.Tree(p)
+		if err != nil {
+			return plumbing.ZeroHash, nil, err
+		}
+		return e.Hash, sub, nil
+	}
+	return e.Hash, nil, nil
 }

@@ -21,9 +21,11 @@ type upstream struct {
 	n    int
 }
 
+func gitInit(dir string) (*git.Repository, error) { return git.PlainInit(dir, false) }
+
 func newUpstream(t *testing.T) *upstream {
 	dir := t.TempDir()
-	r, err := git.PlainInit(dir, false)
+	r, err := gitInit(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
