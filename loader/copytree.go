@@ -11,10 +11,10 @@ import (
 )
 
 // copyTree copies the folder src to dst (which must not exist), keeping
-// modes and symlinks. Folders and symlinks are made while walking; regular
+// modes and symlinks, and gives everything to owner when it is set. Folders and symlinks are made while walking; regular
 // files are then copied by a few workers through copyFile, which clones or
 // copies them with the fastest method the file system allows.
-func copyTree(src, dst string) error {
+func copyTree(src, dst string, owner *serverUser) error {
 	type job struct {
 		src, dst string
 		info     fs.FileInfo
@@ -35,13 +35,19 @@ func copyTree(src, dst string) error {
 		}
 		switch {
 		case d.IsDir():
-			return os.Mkdir(target, info.Mode().Perm()|0o700)
+			if err := os.Mkdir(target, info.Mode().Perm()|0o700); err != nil {
+				return err
+			}
+			return owner.lchown(target)
 		case d.Type()&fs.ModeSymlink != 0:
 			link, err := os.Readlink(path)
 			if err != nil {
 				return err
 			}
-			return os.Symlink(link, target)
+			if err := os.Symlink(link, target); err != nil {
+				return err
+			}
+			return owner.lchown(target)
 		case d.Type().IsRegular():
 			jobs = append(jobs, job{path, target, info})
 			return nil
@@ -60,7 +66,7 @@ func copyTree(src, dst string) error {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(jobs); i += workers {
-				if err := copyFile(jobs[i].src, jobs[i].dst, jobs[i].info); err != nil {
+				if err := copyFile(jobs[i].src, jobs[i].dst, jobs[i].info, owner); err != nil {
 					errs[w] = fmt.Errorf("copy %s: %w", jobs[i].src, err)
 					return
 				}
@@ -107,7 +113,7 @@ func linkTree(src, dst string) error {
 			if err := os.Link(path, target); err == nil {
 				return nil
 			}
-			return copyFile(path, target, info)
+			return copyFile(path, target, info, nil)
 		default:
 			return fmt.Errorf("link %s: unsupported file type %s", path, d.Type())
 		}
@@ -115,7 +121,7 @@ func linkTree(src, dst string) error {
 }
 
 // copyFileStream is the portable fallback of copyFile.
-func copyFileStream(src, dst string, info fs.FileInfo) error {
+func copyFileStream(src, dst string, info fs.FileInfo, owner *serverUser) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -128,6 +134,12 @@ func copyFileStream(src, dst string, info fs.FileInfo) error {
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
 		return err
+	}
+	if owner != nil {
+		if err := out.Chown(owner.uid, owner.gid); err != nil {
+			out.Close()
+			return err
+		}
 	}
 	return out.Close()
 }

@@ -16,7 +16,7 @@ import (
 // pread/pwrite where copy_file_range cannot work (across file systems, for
 // example from the cache into a tmpfs root). Raw file descriptors keep the
 // per-file cost at a handful of system calls.
-func copyFile(src, dst string, info fs.FileInfo) error {
+func copyFile(src, dst string, info fs.FileInfo, owner *serverUser) error {
 	in, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: src, Err: err}
@@ -27,6 +27,11 @@ func copyFile(src, dst string, info fs.FileInfo) error {
 		return &fs.PathError{Op: "create", Path: dst, Err: err}
 	}
 	err = copyData(in, out, info.Size())
+	if err == nil && owner != nil {
+		if cerr := unix.Fchown(out, owner.uid, owner.gid); cerr != nil {
+			err = &fs.PathError{Op: "chown", Path: dst, Err: cerr}
+		}
+	}
 	if cerr := unix.Close(out); err == nil && cerr != nil {
 		err = &fs.PathError{Op: "close", Path: dst, Err: cerr}
 	}

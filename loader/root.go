@@ -208,18 +208,12 @@ func (r *rootDir) installTemplate(templateData string, user *serverUser) (bool, 
 	os.Remove(data)
 	tmp := filepath.Join(r.dir, ".data-new")
 	os.RemoveAll(tmp)
-	if err := copyTree(templateData, tmp); err != nil {
+	if err := copyTree(templateData, tmp, user); err != nil {
 		os.RemoveAll(tmp)
 		return false, fmt.Errorf("root %s: copy the PGDATA template: %w", r.dir, err)
 	}
 	if err := os.Chmod(tmp, 0o700); err != nil {
 		return false, err
-	}
-	if user != nil {
-		if err := user.chownTree(tmp); err != nil {
-			os.RemoveAll(tmp)
-			return false, fmt.Errorf("root %s: %w", r.dir, err)
-		}
 	}
 	if err := os.Rename(tmp, data); err != nil {
 		os.RemoveAll(tmp)

@@ -63,12 +63,11 @@ func (u *serverUser) may(info fs.FileInfo, want fs.FileMode) bool {
 	}
 }
 
-// chownTree gives the user everything under dir, dir included.
-func (u *serverUser) chownTree(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(path, u.uid, u.gid)
-	})
+// lchown gives path to the user; a nil user (the server runs as the
+// caller) changes nothing.
+func (u *serverUser) lchown(path string) error {
+	if u == nil {
+		return nil
+	}
+	return os.Lchown(path, u.uid, u.gid)
 }
