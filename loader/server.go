@@ -40,6 +40,16 @@ type server struct {
 	mu       sync.Mutex
 	tail     []string // the last log lines
 	watchdog io.Closer
+	wdOnce   sync.Once
+}
+
+// dropWatchdog tells the watchdog (non-Linux) that the server is gone.
+func (s *server) dropWatchdog() {
+	s.wdOnce.Do(func() {
+		if s.watchdog != nil {
+			s.watchdog.Close()
+		}
+	})
 }
 
 const tailLines = 40
@@ -114,6 +124,7 @@ func startServer(ctx context.Context, o startOptions, timeout time.Duration) (*s
 			poll.Reset(delay)
 		case <-s.done:
 			<-s.logDone
+			s.dropWatchdog()
 			return nil, s.startError(o, fmt.Errorf("postgres exited: %v", s.waitErr))
 		case <-deadline.C:
 			s.kill()
@@ -222,9 +233,7 @@ func (s *server) stop(sig syscall.Signal, timeout time.Duration) error {
 	case <-s.logDone:
 	case <-time.After(2 * time.Second):
 	}
-	if s.watchdog != nil {
-		s.watchdog.Close()
-	}
+	s.dropWatchdog()
 	return err
 }
 
@@ -233,7 +242,5 @@ func (s *server) kill() {
 	pid := s.cmd.Process.Pid
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	<-s.done
-	if s.watchdog != nil {
-		s.watchdog.Close()
-	}
+	s.dropWatchdog()
 }
