@@ -19,6 +19,7 @@ type Problem struct {
 	Message string
 }
 
+// String is the problem as file:line: rule: message.
 func (p Problem) String() string {
 	if p.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, p.Rule, p.Message)

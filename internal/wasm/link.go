@@ -82,6 +82,7 @@ type Finding struct {
 	Message string `json:"message"`
 }
 
+// String is the finding as one line: the module, then the message.
 func (f Finding) String() string { return f.Module + ": " + f.Message }
 
 // CheckMain applies the main-module rules: no legacy pgl_initdb/pgl_backend
