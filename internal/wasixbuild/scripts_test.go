@@ -106,3 +106,30 @@ func TestCheckWasmAndPgConfigShim(t *testing.T) {
 		t.Errorf("unknown option: %v %s", err, out)
 	}
 }
+
+// TestAOTCompileRefusesOtherWasmer runs aot-compile.sh with a wasmer that
+// reports another version. No wasmer can be installed on these machines, so
+// this fake (a two-line script on PATH) stands in for "the image's wasmer
+// differs from the pin", a fault that cannot be produced for real here; the
+// script must stop before compiling anything.
+func TestAOTCompileRefusesOtherWasmer(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	os.WriteFile(filepath.Join(bin, "wasmer"), []byte("#!/bin/sh\necho 'wasmer 7.1.0'\n"), 0o755)
+	mod := filepath.Join(dir, "m.wasm")
+	os.WriteFile(mod, []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	script, _ := filepath.Abs(filepath.Join("..", "..", "assets", "wasix-build", "scripts", "aot-compile.sh"))
+	cmd := exec.Command("sh", script, "x86_64-unknown-linux-gnu", mod, filepath.Join(dir, "out", "m.wasmu"))
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "PGX_WASMER_VERSION=7.2.0")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "wasmer reports 'wasmer 7.1.0', sources.toml pins 7.2.0") {
+		t.Fatalf("other wasmer accepted: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("the script wrote output before refusing")
+	}
+	if out, err := exec.Command("sh", script).CombinedOutput(); err == nil || !strings.Contains(string(out), "usage: aot-compile.sh TRIPLE MODULE OUT") {
+		t.Errorf("no arguments: %v\n%s", err, out)
+	}
+}
