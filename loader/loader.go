@@ -108,6 +108,26 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 		lap("verify")
 	}
 
+	// The template entry does not depend on the runtime: make or check it
+	// meanwhile.
+	type entryResult struct {
+		dir string
+		err error
+		d   time.Duration
+	}
+	tmplDone := make(chan entryResult, 1) // buffered: the goroutine never blocks, even when prepare fails first
+	go func() {
+		start := time.Now()
+		dir, err := p.cache.ensure(ctx, "pgdata-template", man.PgdataTemplate.SHA256, full, func(tmp string) ([]receiptInput, error) {
+			if err := extract(cfg.Dist, man.PgdataTemplate.Artifact, tmp); err != nil {
+				return nil, err
+			}
+			sparsify(tmp)
+			return []receiptInput{{Archive: man.PgdataTemplate.Archive, SHA256: man.PgdataTemplate.SHA256}}, nil
+		})
+		tmplDone <- entryResult{dir, err, time.Since(start)}
+	}()
+
 	p.baseDir, err = p.cache.ensure(ctx, "runtime", man.Runtime.SHA256, full, func(tmp string) ([]receiptInput, error) {
 		if err := extract(cfg.Dist, man.Runtime, tmp); err != nil {
 			return nil, err
@@ -126,17 +146,13 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 		lap("extensions")
 	}
 
-	tdir, err := p.cache.ensure(ctx, "pgdata-template", man.PgdataTemplate.SHA256, full, func(tmp string) ([]receiptInput, error) {
-		if err := extract(cfg.Dist, man.PgdataTemplate.Artifact, tmp); err != nil {
-			return nil, err
-		}
-		sparsify(tmp)
-		return []receiptInput{{Archive: man.PgdataTemplate.Archive, SHA256: man.PgdataTemplate.SHA256}}, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pgdata template: %w", err)
+	tr := <-tmplDone
+	if tr.err != nil {
+		return nil, fmt.Errorf("pgdata template: %w", tr.err)
 	}
-	lap("template-cache")
+	cfg.Trace("template-cache", tr.d)
+	phase = time.Now()
+	tdir := tr.dir
 	p.templateDir = tdir
 	if _, err := os.Stat(filepath.Join(tdir, "data", "PG_VERSION")); err == nil {
 		p.templateDir = filepath.Join(tdir, "data")

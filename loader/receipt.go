@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
+	"syscall"
 
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
 )
@@ -124,45 +126,76 @@ func readReceipt(dir string) (receipt, error) {
 }
 
 // checkTree compares dir with its receipt: types and sizes always, contents
-// (sha256) when full is set. The first difference is the error.
+// (sha256) when full is set. Four workers share the list; the first
+// difference found is the error.
 func checkTree(dir string, r receipt, full bool) error {
-	bad := func(path, what string) error {
-		return fmt.Errorf("%w: %s: %s (the cache entry %s no longer matches its receipt; remove that folder and open again)",
-			ErrCorruptCache, filepath.Join(dir, filepath.FromSlash(path)), what, dir)
+	const workers = 4
+	errs := make([]error, workers)
+	at := make([]int, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(r.Files); i += workers {
+				if err := checkFile(dir, r.Files[i], full); err != nil {
+					errs[w], at[w] = err, i
+					return
+				}
+			}
+		}(w)
 	}
-	for _, f := range r.Files {
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		info, err := os.Lstat(p)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return bad(f.Path, "missing")
-			}
-			return err
+	wg.Wait()
+	// Report the first difference in list order, as a sequential check
+	// would: each worker stops at its first, so the smallest index wins.
+	first := -1
+	for w, err := range errs {
+		if err != nil && (first < 0 || at[w] < at[first]) {
+			first = w
 		}
-		switch f.Type {
-		case "dir":
-			if !info.IsDir() {
-				return bad(f.Path, "is no longer a folder")
+	}
+	if first >= 0 {
+		return errs[first]
+	}
+	return nil
+}
+
+func checkFile(dir string, f receiptFile, full bool) error {
+	bad := func(what string) error {
+		return fmt.Errorf("%w: %s: %s (the cache entry %s no longer matches its receipt; remove that folder and open again)",
+			ErrCorruptCache, filepath.Join(dir, filepath.FromSlash(f.Path)), what, dir)
+	}
+	p := filepath.Join(dir, filepath.FromSlash(f.Path))
+	info, err := os.Lstat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return bad("missing")
+		}
+		return err
+	}
+	switch f.Type {
+	case "dir":
+		if !info.IsDir() {
+			return bad("is no longer a folder")
+		}
+	case "symlink":
+		if info.Mode()&fs.ModeSymlink == 0 {
+			return bad("is no longer a symlink")
+		}
+	case "file":
+		if !info.Mode().IsRegular() {
+			return bad("is no longer a regular file")
+		}
+		if info.Size() != f.Size {
+			return bad(fmt.Sprintf("is %d bytes, the receipt says %d", info.Size(), f.Size))
+		}
+		if full {
+			sum, err := hashFile(p)
+			if err != nil {
+				return err
 			}
-		case "symlink":
-			if info.Mode()&fs.ModeSymlink == 0 {
-				return bad(f.Path, "is no longer a symlink")
-			}
-		case "file":
-			if !info.Mode().IsRegular() {
-				return bad(f.Path, "is no longer a regular file")
-			}
-			if info.Size() != f.Size {
-				return bad(f.Path, fmt.Sprintf("is %d bytes, the receipt says %d", info.Size(), f.Size))
-			}
-			if full {
-				sum, err := hashFile(p)
-				if err != nil {
-					return err
-				}
-				if sum != f.SHA256 {
-					return bad(f.Path, fmt.Sprintf("has sha256 %s, the receipt says %s", sum, f.SHA256))
-				}
+			if sum != f.SHA256 {
+				return bad(fmt.Sprintf("has sha256 %s, the receipt says %s", sum, f.SHA256))
 			}
 		}
 	}
