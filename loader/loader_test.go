@@ -317,3 +317,15 @@ func TestSweepTempRoots(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSpawnBaseline times starting and reaping /bin/true. It is the
+// floor under BenchmarkOpenFirstQuery (which starts postgres, and postgres
+// forks its own processes) on the machine at hand: read the two together on
+// a shared or busy machine.
+func BenchmarkSpawnBaseline(b *testing.B) {
+	for b.Loop() {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
