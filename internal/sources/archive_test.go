@@ -454,3 +454,34 @@ func TestArchiveVersionMustMatchTopFolder(t *testing.T) {
 	}
 	noLeftovers(t, f.Checkouts)
 }
+
+func TestArchiveCancelledDownloadLeavesNothing(t *testing.T) {
+	body := releaseTarball(t, "1.0")
+	started := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		close(started)
+		<-r.Context().Done() // hold the rest until the client gives up
+	}))
+	defer srv.Close()
+	s := archiveSource("1.0", body, srv.URL+"/pkg.tar.gz")
+	f := newTestFetcher(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel()
+	}()
+	_, err := f.Fetch(ctx, s)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(f.CacheDir, "downloads")); len(entries) != 0 {
+		t.Fatalf("downloads folder holds %d entries after a cancelled download", len(entries))
+	}
+	if _, err := os.Stat(f.Dir("pkg")); !os.IsNotExist(err) {
+		t.Fatal("a cancelled fetch left a checkout")
+	}
+	noLeftovers(t, f.Checkouts)
+}

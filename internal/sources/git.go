@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -154,7 +155,8 @@ func (f *Fetcher) gitFetchPin(ctx context.Context, repo *git.Repository, s Sourc
 			return attempts, nil
 		}
 		attempts = append(attempts, Attempt{Route: route, Error: err.Error()})
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || unreachable(err) {
+			// The next routes ask the same server.
 			break
 		}
 	}
@@ -334,4 +336,12 @@ func (g *gitProgress) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// unreachable reports whether err means the server could not be reached at
+// all (name lookup, connection), as opposed to a refusal or a missing ref.
+func unreachable(err error) bool {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	return errors.As(err, &dnsErr) || errors.As(err, &opErr)
 }

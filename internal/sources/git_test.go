@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -369,5 +371,49 @@ func TestReadIndexMatchesGoGit(t *testing.T) {
 				t.Errorf("%s entry %d: %+v, go-git reads %+v", dir, i, got[i], want[i])
 			}
 		}
+	}
+}
+
+func TestGitUnreachableServerTriedOnce(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	url := dead.URL + "/repo.git"
+	dead.Close()
+	f := newTestFetcher(t)
+	_, err := f.Fetch(context.Background(), gitSource(url, "main", strings.Repeat("cd", 20)))
+	var re *RoutesError
+	if !errors.As(err, &re) || len(re.Attempts) != 1 || !strings.Contains(re.Attempts[0].Error, "connection refused") {
+		t.Fatalf("err = %v, want one attempt refused at connect (the other routes ask the same server)", err)
+	}
+	noLeftovers(t, f.Checkouts)
+}
+
+func TestConcurrentFetchesOfOneSource(t *testing.T) {
+	up := newGitRepo(t)
+	c := up.history()
+	base := newTestFetcher(t)
+	s := gitSource(up.dir, "main", c["two"])
+	results := make(chan Result, 2)
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			// Separate fetchers, as two processes would have.
+			f := &Fetcher{Checkouts: base.Checkouts, CacheDir: base.CacheDir}
+			res, err := f.Fetch(context.Background(), s)
+			results <- res
+			errs <- err
+		}()
+	}
+	actions := map[string]int{}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		actions[(<-results).Action]++
+	}
+	if actions[ActionFetched] != 1 || actions[ActionReused] != 1 {
+		t.Fatalf("actions %v, want one fetch and one reuse", actions)
+	}
+	if headOf(t, base.Dir("up")) != c["two"] {
+		t.Fatal("checkout not at the pin")
 	}
 }
