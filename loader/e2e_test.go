@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -635,5 +636,36 @@ func TestNonRootCaller(t *testing.T) {
 	}
 	if lines, _ := readExtractions(cache, "runtime"); len(lines) != 1 {
 		t.Fatalf("the ordinary user's cache %s was not used: %v", cache, lines)
+	}
+}
+
+// TestOpenFromFS opens from an in-memory fs.FS copy of the dist (what an
+// embedded asset module hands over) on a cold cache, so the archives are
+// read and extracted through fs.FS.
+func TestOpenFromFS(t *testing.T) {
+	dist := testDist(t)
+	mfs := fstest.MapFS{}
+	err := filepath.WalkDir(dist, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dist, p)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		mfs[filepath.ToSlash(rel)] = &fstest.MapFile{Data: data, Mode: 0o644}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := openDir(t)
+	inst := mustOpen(t, Config{Dist: mfs, CacheDir: cache})
+	if err := queryOne(context.Background(), inst.DatabaseURL()); err != nil {
+		t.Fatal(err)
+	}
+	if lines, _ := readExtractions(cache, "runtime"); len(lines) != 1 {
+		t.Fatalf("runtime extractions from the fs.FS: %v", lines)
 	}
 }
