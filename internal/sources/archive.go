@@ -169,7 +169,12 @@ func (f *Fetcher) extract(path, dest string, s Source) error {
 		return err
 	}
 	defer file.Close()
-	br := bufio.NewReaderSize(file, 1<<20)
+	var raw io.Reader = file
+	if fi, err := file.Stat(); err == nil && f.Progress != nil {
+		raw = io.TeeReader(file, &progressWriter{p: f.Progress, name: s.Name + ": extracting", total: fi.Size()})
+		defer f.Progress.Done()
+	}
+	br := bufio.NewReaderSize(raw, 1<<20)
 	magic, _ := br.Peek(6)
 	dec, err := decompressorFor(magic)
 	if err != nil {
@@ -206,6 +211,7 @@ type headBuffer struct {
 	max int
 }
 
+// Write keeps what still fits and reports everything as written.
 func (h *headBuffer) Write(p []byte) (int, error) {
 	if room := h.max - h.buf.Len(); room > 0 {
 		if len(p) < room {
@@ -416,6 +422,7 @@ type progressWriter struct {
 	total int64
 }
 
+// Write counts the bytes and redraws the status line.
 func (w *progressWriter) Write(b []byte) (int, error) {
 	w.n += int64(len(b))
 	if w.total > 0 {

@@ -28,6 +28,7 @@ type DirtyError struct {
 	Changed []string // "M path", "D path", "?? path"
 }
 
+// Error lists the changed files (the first 20) and what to do.
 func (e *DirtyError) Error() string {
 	shown := e.Changed
 	more := ""
@@ -169,6 +170,7 @@ type RoutesError struct {
 	Attempts []Attempt
 }
 
+// Error lists every route tried, in order, with its reason.
 func (e *RoutesError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "no route delivered %s; tried:", e.What)
@@ -327,6 +329,7 @@ type gitProgress struct {
 	name string
 }
 
+// Write shows the last non-empty progress message of b.
 func (g *gitProgress) Write(b []byte) (int, error) {
 	parts := bytes.FieldsFunc(b, func(r rune) bool { return r == '\r' || r == '\n' })
 	for i := len(parts) - 1; i >= 0; i-- {

@@ -37,6 +37,7 @@ type Problem struct {
 	Fix   string
 }
 
+// String formats the problem as file:line: field: message; fix: fix.
 func (p Problem) String() string {
 	loc := p.File
 	if p.Line > 0 {
@@ -58,6 +59,7 @@ type ManifestError struct {
 	Problems []Problem
 }
 
+// Error lists every problem, one per line.
 func (e *ManifestError) Error() string {
 	if len(e.Problems) == 1 {
 		return e.Problems[0].String()
