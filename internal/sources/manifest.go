@@ -56,7 +56,10 @@ type Source struct {
 	// Debian is "<source-package>=<version>": apt-get source delivers the
 	// same orig tarball.
 	Debian string `toml:"debian" json:"debian,omitempty"`
-	// Suite is the Debian suite that serves Debian (for example trixie).
+	// Suite is the Debian suite that serves Debian (for example trixie):
+	// doctor checks that a deb-src entry serves it. apt-get source needs no
+	// -t option: the pinned version selects the package (and -t fails for a
+	// suite that has only deb-src entries).
 	Suite string `toml:"suite" json:"suite,omitempty"`
 }
 
