@@ -417,3 +417,36 @@ func TestConcurrentFetchesOfOneSource(t *testing.T) {
 		t.Fatal("checkout not at the pin")
 	}
 }
+
+// TestGitMovedPinShallow moves a depth-1 checkout to other commits by exact
+// commit fetches (the server allows them), older and newer than the first.
+func TestGitMovedPinShallow(t *testing.T) {
+	up := newGitRepo(t)
+	c := up.history()
+	up.git("config", "uploadpack.allowReachableSHA1InWant", "true")
+	f := newTestFetcher(t)
+	url := "file://" + up.dir
+	if _, err := f.Fetch(context.Background(), gitSource(url, "main", c["three"])); err != nil {
+		t.Fatal(err)
+	}
+	for _, label := range []string{"one", "feature", "three"} {
+		res, err := f.Fetch(context.Background(), gitSource(url, "main", c[label]))
+		if err != nil {
+			t.Fatalf("move to %s: %v", label, err)
+		}
+		if res.Action != ActionMoved || headOf(t, f.Dir("up")) != c[label] {
+			t.Fatalf("move to %s: %+v", label, res)
+		}
+		want := label + "\n"
+		if got := readFile(t, filepath.Join(f.Dir("up"), "README")); got != want {
+			t.Fatalf("README at %s = %q", label, got)
+		}
+		// Back to a commit the checkout already holds: no network at all.
+		if wantNet := label != "three"; (len(res.Attempts) > 0) != wantNet {
+			t.Fatalf("move to %s: attempts %+v", label, res.Attempts)
+		}
+		if label != "three" && (len(res.Attempts) != 1 || res.Attempts[0].Error != "") {
+			t.Fatalf("move to %s: %+v, want one exact-commit fetch", label, res.Attempts)
+		}
+	}
+}
