@@ -89,7 +89,7 @@ func linkTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if rel == receiptName {
+		if rel == receiptName || rel == filesName {
 			return nil
 		}
 		target := filepath.Join(dst, rel)

@@ -40,13 +40,14 @@
 //
 // # Receipts and verification
 //
-// A cache entry holds a receipt (.pgxtask-receipt.json) listing the archive it
-// came from (sha256) and every file with its size, mode and sha256. The
-// receipt is written inside the temporary folder before the rename, so it
-// exists exactly when the entry is complete. A default (warm) open does not
+// A cache entry holds a receipt (.pgxtask-receipt.json, with the file list
+// in .pgxtask-files.tsv) naming the archives it came from (sha256) and every
+// file with its size, mode and sha256. The receipt is written inside the
+// temporary folder before the rename, so it exists exactly when the entry is
+// complete. A default (warm) open does not
 // read or rehash any archive: it reads the manifest, and checks the entry's
 // files against the receipt by size and type, which catches truncated,
-// replaced or missing files. VerifyFull also rehashes the dist's archives and
+// replaced or missing files; a process checks each entry once. VerifyFull also rehashes the dist's archives and
 // every cached file against the receipt.
 //
 // # Cache layout

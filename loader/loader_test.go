@@ -59,7 +59,14 @@ func TestCheckTree(t *testing.T) {
 				t.Fatalf("scanTree listed %d entries: %+v", len(files), files)
 			}
 			tc.damage(dir)
-			err = checkTree(dir, receipt{FormatVersion: 1, Files: files}, tc.full)
+			if err := writeReceipt(dir, receipt{Kind: "runtime", Files: files}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := readReceipt(dir)
+			if err != nil || len(r.Files) != len(files) || r.Files[2] != files[2] {
+				t.Fatalf("receipt round trip: %v, %+v", err, r.Files)
+			}
+			err = checkTree(dir, r, tc.full)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -327,5 +334,20 @@ func BenchmarkSpawnBaseline(b *testing.B) {
 		if err := exec.Command("/bin/true").Run(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestReceiptTampered(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"bin/postgres": "x"})
+	files, _ := scanTree(dir)
+	if err := writeReceipt(dir, receipt{Kind: "runtime", Files: files}); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(dir, filesName)
+	data, _ := os.ReadFile(list)
+	os.WriteFile(list, []byte(strings.Replace(string(data), "bin/postgres", "bin/postgrex", 1)), 0o644)
+	if _, err := readReceipt(dir); !errors.Is(err, ErrCorruptCache) || !strings.Contains(err.Error(), "files-sha256") {
+		t.Fatalf("tampered file list: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -19,15 +22,26 @@ import (
 
 // receiptName is the file, at the top of every cache entry, that records
 // what the entry holds. It is written before the entry is renamed into
-// place, so an entry without it is not an entry the loader made.
-const receiptName = ".pgxtask-receipt.json"
+// place, so an entry without it is not an entry the loader made. The file
+// list is beside it in filesName, one tab-separated line per file (type,
+// octal mode, size, sha256, path): a warm open reads it in well under a
+// millisecond, where the same list as JSON objects took several.
+const (
+	receiptName = ".pgxtask-receipt.json"
+	filesName   = ".pgxtask-files.tsv"
+)
+
+// receiptFormat is the format-version of receipts.
+const receiptFormat = 2
 
 // receipt describes a complete cache entry.
 type receipt struct {
 	FormatVersion int            `json:"format-version"`
 	Kind          string         `json:"kind"`
 	Sources       []receiptInput `json:"sources"`
-	Files         []receiptFile  `json:"files"`
+	FileCount     int            `json:"file-count"`
+	FilesSHA256   string         `json:"files-sha256"` // of filesName
+	Files         []receiptFile  `json:"-"`
 }
 
 // receiptInput is one archive an entry was made from.
@@ -57,7 +71,7 @@ func scanTree(dir string) ([]receiptFile, error) {
 		if err != nil {
 			return err
 		}
-		if rel == "." || rel == receiptName {
+		if rel == "." || rel == receiptName || rel == filesName {
 			return nil
 		}
 		rel = filepath.ToSlash(rel)
@@ -103,6 +117,22 @@ func hashFile(path string) (string, error) {
 }
 
 func writeReceipt(dir string, r receipt) error {
+	var list bytes.Buffer
+	for _, f := range r.Files {
+		if strings.ContainsAny(f.Path, "\t\n") || strings.ContainsAny(f.Target, "\t\n") {
+			return fmt.Errorf("%s: a tab or newline in a file name is not supported", f.Path)
+		}
+		fmt.Fprintf(&list, "%s\t%o\t%d\t%s\t%s", f.Type, f.Mode, f.Size, f.SHA256, f.Path)
+		if f.Type == "symlink" {
+			fmt.Fprintf(&list, "\t%s", f.Target)
+		}
+		list.WriteByte('\n')
+	}
+	sum := sha256.Sum256(list.Bytes())
+	r.FormatVersion, r.FileCount, r.FilesSHA256 = receiptFormat, len(r.Files), hex.EncodeToString(sum[:])
+	if err := atomicfile.WriteFile(filepath.Join(dir, filesName), list.Bytes(), 0o644); err != nil {
+		return err
+	}
 	data, err := json.MarshalIndent(r, "", " ")
 	if err != nil {
 		return err
@@ -112,15 +142,53 @@ func writeReceipt(dir string, r receipt) error {
 
 func readReceipt(dir string) (receipt, error) {
 	var r receipt
-	data, err := os.ReadFile(filepath.Join(dir, receiptName))
+	name := filepath.Join(dir, receiptName)
+	data, err := os.ReadFile(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return r, fmt.Errorf("%w: %s has no %s: remove the folder and open again", ErrCorruptCache, dir, receiptName)
 		}
 		return r, err
 	}
-	if err := json.Unmarshal(data, &r); err != nil || r.FormatVersion != 1 {
-		return r, fmt.Errorf("%w: %s: unreadable receipt (%v): remove the folder and open again", ErrCorruptCache, filepath.Join(dir, receiptName), err)
+	unreadable := func(file string, why any) error {
+		return fmt.Errorf("%w: %s: unreadable receipt (%v): remove the folder %s and open again", ErrCorruptCache, file, why, dir)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, unreadable(name, err)
+	}
+	if r.FormatVersion != receiptFormat {
+		return r, unreadable(name, fmt.Sprintf("format-version %d, this loader writes %d", r.FormatVersion, receiptFormat))
+	}
+	listName := filepath.Join(dir, filesName)
+	list, err := os.ReadFile(listName)
+	if err != nil {
+		return r, unreadable(listName, err)
+	}
+	if sum := sha256.Sum256(list); hex.EncodeToString(sum[:]) != r.FilesSHA256 {
+		return r, unreadable(listName, "its sha256 differs from files-sha256 in "+receiptName)
+	}
+	r.Files = make([]receiptFile, 0, r.FileCount)
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(list), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) < 5 {
+			return r, unreadable(listName, fmt.Sprintf("line %q", line))
+		}
+		mode, err1 := strconv.ParseUint(f[1], 8, 32)
+		size, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			return r, unreadable(listName, fmt.Sprintf("line %q", line))
+		}
+		rf := receiptFile{Type: f[0], Mode: uint32(mode), Size: size, SHA256: f[3], Path: f[4]}
+		if len(f) > 5 {
+			rf.Target = f[5]
+		}
+		r.Files = append(r.Files, rf)
+	}
+	if len(r.Files) != r.FileCount {
+		return r, unreadable(listName, fmt.Sprintf("%d files, the receipt says %d", len(r.Files), r.FileCount))
 	}
 	return r, nil
 }
