@@ -44,6 +44,7 @@ func Bzip2(raw io.Reader) (io.Reader, io.Closer, error) {
 
 type closerFunc func()
 
+// Close calls f.
 func (f closerFunc) Close() error { f(); return nil }
 
 // DecompressorFor picks the Decompressor from a file name: .tar.zst/.tzst,

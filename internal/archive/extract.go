@@ -66,6 +66,7 @@ type Error struct {
 	Err   error
 }
 
+// Error describes the refusal, naming the entry when there is one.
 func (e *Error) Error() string {
 	if e.Entry == "" {
 		return "extract: " + e.Err.Error()
@@ -73,6 +74,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("extract: entry %q: %v", e.Entry, e.Err)
 }
 
+// Unwrap returns the cause, one of the sentinel errors when it is a refusal.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Sentinel errors, matched with errors.Is.

@@ -23,6 +23,7 @@ type Problem struct {
 	Detail string `json:"detail"`
 }
 
+// String formats the problem as "path: kind: detail".
 func (p Problem) String() string { return p.Path + ": " + p.Kind + ": " + p.Detail }
 
 // VerifyError is the error of a dist that does not match its manifest.
@@ -30,6 +31,7 @@ type VerifyError struct {
 	Problems []Problem
 }
 
+// Error lists every problem, one per line.
 func (e *VerifyError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "dist does not match its manifest (%d problem", len(e.Problems))

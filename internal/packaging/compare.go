@@ -35,6 +35,7 @@ type Difference struct {
 	B string `json:"b,omitempty"`
 }
 
+// String says where the two artifacts first differ, in one line.
 func (d Difference) String() string {
 	var b strings.Builder
 	b.WriteString(d.Artifact)
