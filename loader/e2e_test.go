@@ -669,3 +669,32 @@ func TestOpenFromFS(t *testing.T) {
 		t.Fatalf("runtime extractions from the fs.FS: %v", lines)
 	}
 }
+
+// TestVerifyFull damages a cached file without changing its size: the
+// default receipt check (sizes and types) does not read contents, VerifyFull
+// rehashes and names the file.
+func TestVerifyFull(t *testing.T) {
+	dist := testDist(t)
+	ctx := context.Background()
+	cache := openDir(t)
+	cfg := Config{Dist: DirFS(dist), CacheDir: cache, Verify: VerifyFull}
+	if err := Preload(ctx, cfg); err != nil {
+		t.Fatalf("VerifyFull on an intact dist and cache: %v", err)
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "runtime", "*", "share", "postgresql", "timezonesets", "Default"))
+	if len(files) != 1 {
+		files, _ = filepath.Glob(filepath.Join(cache, "runtime", "*", "bin", "postgres"))
+	}
+	if len(files) != 1 {
+		t.Fatalf("no file to damage in %s", cache)
+	}
+	flipByte(t, files[0])
+	checked.Clear()
+	cfg.Verify = VerifyReceipt
+	if err := Preload(ctx, cfg); err != nil {
+		t.Fatalf("the default check reads no contents, yet: %v", err)
+	}
+	cfg.Verify = VerifyFull
+	err := Preload(ctx, cfg)
+	wantErr(t, err, ErrCorruptCache, "has sha256", filepath.Base(files[0]))
+}
