@@ -166,7 +166,7 @@ func Generate(in Inputs) (*Result, error) {
 			if u.NativeModule != "" {
 				u.NativeModuleFile = u.NativeModule + ti.ModuleSuffix
 			}
-			u.Lifecycle = sortedUnique(append(u.Lifecycle, r.Lifecycle...))
+			u.Lifecycle = mergeLifecycle(u.Lifecycle, r.Lifecycle)
 			sm := in.Smoke.Get(t, u.ID)
 			p := &Promotion{Requested: r.Listed && r.Build, Stable: r.Stable, Smoke: sm}
 			if r.Listed && !r.Build {
@@ -277,6 +277,23 @@ func Generate(in Inputs) (*Result, error) {
 	res.Catalog.GeneratedFrom = GeneratedFrom{Sources: pins, Inputs: sortInputs([]InputHash{in.IntentHash, in.SmokeHash})}
 	sort.Strings(res.Problems)
 	return res, nil
+}
+
+// mergeLifecycle adds the intent's lifecycle facts to discovered ones. A
+// module that must be preloaded is not one a session LOADs, so
+// preload-required replaces load-sql.
+func mergeLifecycle(found, extra []string) []string {
+	all := sortedUnique(append(append([]string{}, found...), extra...))
+	if !hasAny(all, LifecyclePreloadRequired) {
+		return all
+	}
+	out := []string{}
+	for _, l := range all {
+		if l != LifecycleLoadSQL {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func sortInputs(in []InputHash) []InputHash {

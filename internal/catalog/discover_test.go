@@ -396,7 +396,7 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("one shares its folder only with two, which is blocked: %v", one.SharedSourceDir)
 	}
 	lg, _ := amd.Entry("logger")
-	if lg.Kind != KindModule || !reflect.DeepEqual(lg.Lifecycle, []string{LifecycleLoadSQL, LifecyclePreloadRequired}) {
+	if lg.Kind != KindModule || !reflect.DeepEqual(lg.Lifecycle, []string{LifecyclePreloadRequired}) {
 		t.Errorf("logger entry = %+v", lg)
 	}
 	order, err := amd.InstallOrder([]string{"widget", "beta", "tap"})
