@@ -329,8 +329,11 @@ func checkPGVersion(dataDir, version string) error {
 	return nil
 }
 
-// settings returns the server settings: the loader's defaults, the preload
-// needs of the extensions, then the caller's settings.
+// settings returns the server settings: the loader's defaults, the
+// lifecycle needs of the extensions (preload-required modules go into
+// shared_preload_libraries, load-sql modules into session_preload_libraries
+// so that every session has them loaded), then the caller's settings, with
+// the modules merged into any list the caller gave.
 func (inst *Instance) settings(p *prepared) map[string]string {
 	s := map[string]string{}
 	if inst.root.temp {
@@ -338,26 +341,33 @@ func (inst *Instance) settings(p *prepared) map[string]string {
 		s["synchronous_commit"] = "off"
 		s["full_page_writes"] = "off"
 	}
-	var preload []string
+	need := map[string][]string{}
 	for _, e := range p.exts {
-		if hasLifecycle(e, "preload-required") && e.ModuleFile != "" {
-			preload = append(preload, strings.TrimSuffix(strings.TrimSuffix(e.ModuleFile, ".so"), ".dylib"))
+		if e.ModuleFile == "" {
+			continue
+		}
+		module := strings.TrimSuffix(strings.TrimSuffix(e.ModuleFile, ".so"), ".dylib")
+		switch {
+		case hasLifecycle(e, "preload-required"):
+			need["shared_preload_libraries"] = append(need["shared_preload_libraries"], module)
+		case hasLifecycle(e, "load-sql"):
+			need["session_preload_libraries"] = append(need["session_preload_libraries"], module)
 		}
 	}
 	for k, v := range inst.cfg.Settings {
 		s[k] = v
 	}
-	if len(preload) > 0 {
+	for name, modules := range need {
 		have := map[string]bool{}
 		var all []string
-		for _, m := range append(strings.Split(s["shared_preload_libraries"], ","), preload...) {
+		for _, m := range append(strings.Split(s[name], ","), modules...) {
 			m = strings.TrimSpace(m)
 			if m != "" && !have[m] {
 				have[m] = true
 				all = append(all, m)
 			}
 		}
-		s["shared_preload_libraries"] = strings.Join(all, ",")
+		s[name] = strings.Join(all, ",")
 	}
 	return s
 }

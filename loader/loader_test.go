@@ -351,3 +351,29 @@ func TestReceiptTampered(t *testing.T) {
 		t.Fatalf("tampered file list: %v", err)
 	}
 }
+
+func TestSettingsLifecycle(t *testing.T) {
+	inst := &Instance{root: &rootDir{temp: true}, cfg: Config{Settings: map[string]string{
+		"shared_preload_libraries": "auto_explain", "fsync": "on"}}}
+	p := &prepared{exts: []*extArtifact{
+		{ID: "pg_stat_statements", ModuleFile: "pg_stat_statements.so", Lifecycle: []string{"preload-required"}},
+		{ID: "age", ModuleFile: "age.so", Lifecycle: []string{"load-sql"}},
+		{ID: "vector", ModuleFile: "vector.so"},
+	}}
+	s := inst.settings(p)
+	want := map[string]string{
+		"shared_preload_libraries":  "auto_explain,pg_stat_statements",
+		"session_preload_libraries": "age",
+		"fsync":                     "on", // the caller wins over the temporary-root default
+		"synchronous_commit":        "off",
+		"full_page_writes":          "off",
+	}
+	for k, v := range want {
+		if s[k] != v {
+			t.Errorf("%s = %q, want %q", k, s[k], v)
+		}
+	}
+	if len(s) != len(want) {
+		t.Errorf("settings = %v", s)
+	}
+}
