@@ -698,3 +698,26 @@ func TestVerifyFull(t *testing.T) {
 	err := Preload(ctx, cfg)
 	wantErr(t, err, ErrCorruptCache, "has sha256", filepath.Base(files[0]))
 }
+
+// TestPreloadRequiredExtension opens with pg_stat_statements, whose
+// lifecycle needs shared_preload_libraries: its view only works when the
+// loader honoured that.
+func TestPreloadRequiredExtension(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Extensions = []string{"pg_stat_statements"}
+	inst := mustOpen(t, cfg)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, inst.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var preload string
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT current_setting('shared_preload_libraries'), (SELECT count(*) FROM pg_stat_statements)").Scan(&preload, &n); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(preload, "pg_stat_statements") {
+		t.Fatalf("shared_preload_libraries = %q", preload)
+	}
+}
