@@ -6,6 +6,7 @@ package build
 // the generic code calls these few functions.
 
 import (
+	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -110,6 +111,11 @@ func (b *Builder) sourcePatches(source string) (dir, key string, err error) {
 			return "", "", err
 		}
 		lines = append(lines, filepath.Base(p)+" "+h)
+	}
+	if len(lines) > 0 && !b.target.WASIX {
+		// Only the WASIX scripts apply patches so far: a patch that would be
+		// hashed into a key but never applied must stop the build instead.
+		return "", "", fmt.Errorf("%s holds patches, but the %s recipe's scripts do not apply source patches yet: teach %s/scripts to apply $PGX_PATCHES (runtime) and $PGX_PATCHES_ROOT/<source> (extensions) as assets/wasix-build/scripts/common.sh does", rel(b.root, dir), b.target.Name, b.target.Toolchain.Recipe)
 	}
 	return dir, strings.Join(lines, "\n"), nil
 }

@@ -204,3 +204,22 @@ func TestExtensionSourcePatches(t *testing.T) {
 		t.Errorf("pgvector patches not mounted:\n%s", text.String())
 	}
 }
+
+// TestNativePatchesRefused: the native scripts do not apply patches yet, so
+// a patch for a native source stops the plan instead of being hashed and
+// silently skipped.
+func TestNativePatchesRefused(t *testing.T) {
+	root := testProject(t)
+	dir := filepath.Join(root, "assets", "patches", "postgresql-15")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "0001-x.patch"), []byte("--- a/x\n+++ b/x\n"), 0o644)
+	b, err := prepare(Options{Layout: project.Layout{Root: root}, Target: "linux-amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.identity = Identity{Runner: RunnerDocker}
+	err = b.computeUnits()
+	if err == nil || !strings.Contains(err.Error(), "assets/patches/postgresql-15 holds patches, but the linux-amd64 recipe's scripts do not apply source patches yet") {
+		t.Fatalf("err = %v", err)
+	}
+}
