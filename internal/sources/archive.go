@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
@@ -37,6 +38,10 @@ func RealApt(ctx context.Context, dir, spec string) ([]byte, error) {
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
 	return cmd.CombinedOutput()
 }
+
+// aptTimeout bounds one apt-get source run (a source package of a few tens
+// of megabytes from a mirror).
+const aptTimeout = 20 * time.Minute
 
 // PinRecord is written next to an archive checkout
 // (assets/checkouts/<name>.pin.json), outside the source tree, so a reuse
@@ -353,7 +358,9 @@ func (f *Fetcher) debianGet(ctx context.Context, s Source, dest string) error {
 		apt = RealApt
 	}
 	f.Progress.Update("%s: apt-get source --download-only %s", s.Name, s.Debian)
-	out, aptErr := apt(ctx, tmp, s.Debian)
+	actx, cancel := context.WithTimeout(ctx, aptTimeout)
+	defer cancel()
+	out, aptErr := apt(actx, tmp, s.Debian)
 	f.Progress.Done()
 	// Judge by what arrived: the orig tarball with the pinned hash.
 	entries, err := os.ReadDir(tmp)
