@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pglite-oxide/pgxtask/internal/project"
 )
 
 func TestParseIntentErrors(t *testing.T) {
@@ -111,5 +113,59 @@ func TestParseSmokeErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseSmoke(%q) = %v, want %q", tt.text, err, tt.want)
 		}
+	}
+}
+
+func TestCheckIntentOffline(t *testing.T) {
+	in := testProject(t, goodIntent)
+	res, err := Generate(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := res.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	l := project.Layout{Root: root}
+	if err := WriteFiles(l.Generated(), files, AllFiles...); err != nil {
+		t.Fatal(err)
+	}
+	write := func(rel, body string) {
+		t.Helper()
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(IntentFile, goodIntent)
+	write(SmokeFile, "format-version = 1\n[targets.linux-amd64.alpha]\ndirect = \"passed\"\n")
+	if err := CheckIntentOffline(l); err != nil {
+		t.Fatalf("consistent files: %v", err)
+	}
+
+	write(IntentFile, goodIntent+"[[extensions]]\nid = \"ghost\"\n")
+	write(SmokeFile, "format-version = 1\n[targets.linux-amd64.phantom]\ndirect = \"passed\"\n")
+	err = CheckIntentOffline(l)
+	if err == nil {
+		t.Fatal("no error for ids the committed catalog lacks")
+	}
+	for _, w := range []string{`id "ghost" is not in the committed catalog`, "[targets.linux-amd64.phantom]: no such extension in the catalog"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+
+	write(SmokeFile, "format-version = 1\n[targets.linux-amd64.alpha]\ndirect = \"maybe\"\n")
+	if err := CheckIntentOffline(l); err == nil || !strings.Contains(err.Error(), "use passed, failed or not-run") {
+		t.Errorf("bad smoke status: %v", err)
+	}
+	os.Remove(filepath.Join(l.Generated(), CatalogFile))
+	write(SmokeFile, "format-version = 1\n")
+	if err := CheckIntentOffline(l); err == nil || !strings.Contains(err.Error(), "pgxtask extensions discover --write") {
+		t.Errorf("missing catalog: %v", err)
 	}
 }
