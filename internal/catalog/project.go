@@ -203,3 +203,22 @@ func LoadCatalog(path string) (*Catalog, error) {
 	}
 	return c, nil
 }
+
+// RegenerateCatalog rewrites assets/generated/extensions.catalog.json from
+// the project's inputs, as `pgxtask extensions discover --write` does. Call
+// it after recording smoke evidence: the catalog's promotion state comes
+// from that evidence, and the drift check fails until it is regenerated.
+func RegenerateCatalog(l project.Layout) error {
+	res, err := GenerateProject(l)
+	if err != nil {
+		return err
+	}
+	if len(res.Problems) > 0 {
+		return fmt.Errorf("%d extension intent problem(s):\n  %s", len(res.Problems), strings.Join(res.Problems, "\n  "))
+	}
+	files, err := res.Files()
+	if err != nil {
+		return err
+	}
+	return WriteFiles(l.Generated(), files, CatalogFile)
+}
