@@ -443,6 +443,10 @@ func (b *Builder) lock(ctx context.Context) (*flock.Flock, error) {
 		return nil, err
 	}
 	lk := flock.New(filepath.Join(b.out, ".build.lock"))
+	if ok, err := lk.TryLock(); err == nil && ok {
+		return lk, nil
+	}
+	fmt.Fprintf(b.log, "build: waiting for another build of %s to finish (lock %s)\n", rel(b.root, b.out), rel(b.root, lk.Path()))
 	ok, err := lk.TryLockContext(ctx, 200*time.Millisecond)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", b.out, err)

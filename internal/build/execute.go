@@ -40,9 +40,11 @@ func (b *Builder) Execute(ctx context.Context) (*Record, error) {
 			return nil, err
 		}
 		fmt.Fprintf(b.log, "build: builder image %.19s ready in %s\n", b.identity.ImageID, time.Since(start).Round(time.Second))
-		if err := b.computeUnits(); err != nil {
-			return nil, err
-		}
+	}
+	// Another build may have completed units while this one waited for the
+	// lock: judge the cache only now that the lock is held.
+	if err := b.computeUnits(); err != nil {
+		return nil, err
 	}
 	for _, p := range b.stages {
 		if err := b.runStage(ctx, p); err != nil {

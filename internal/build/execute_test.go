@@ -179,3 +179,22 @@ func TestOnlyNeedsRuntime(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestCacheJudgedUnderLock: a build resolved while another one ran must not
+// rebuild what the other one completed (it judges the cache after taking
+// the lock).
+func TestCacheJudgedUnderLock(t *testing.T) {
+	root := testProject(t)
+	first := testBuilder(t, root, Options{}, true)
+	second := testBuilder(t, root, Options{}, true)
+	if _, err := first.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	counts(t)
+	if _, err := second.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ran := counts(t); len(ran) != 0 {
+		t.Fatalf("the second build ran %v after the first completed them", ran)
+	}
+}
