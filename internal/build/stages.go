@@ -219,6 +219,7 @@ func extStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 	}
 	mounts = append(mounts, pm...)
 	return b.newStep(stale[0].Stage, mounts, append(append([]string{
+		"PGX_PGSRC=" + SourceMountRoot + "/" + b.target.Postgres.Name,
 		"PGX_PREFIX=" + PrefixMount,
 		"PGX_OUT=" + OutMount,
 		"PGX_BUILD=" + ScratchDir + "/ext",

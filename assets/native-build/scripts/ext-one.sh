@@ -17,6 +17,13 @@ pg_config="$PGX_PREFIX/bin/pg_config"
 prefix=$(dirname "$("$pg_config" --bindir)")
 
 set --
+# contrib modules may include server headers PostgreSQL does not install
+# (basebackup_to_shell: backup/basebackup_target.h): after the installed
+# ones, search the source tree's src/include. A command-line CPPFLAGS
+# replaces configure's, so those come first.
+case "$src" in
+  "$PGX_PGSRC"/*) set -- "CPPFLAGS=$("$pg_config" --cppflags) -I$PGX_PGSRC/src/include" ;;
+esac
 while IFS= read -r a; do [ -n "$a" ] && set -- "$@" "$a"; done < "$job/args"
 
 rm -rf "$work" "$dest"
