@@ -86,7 +86,11 @@ func (b *Builder) runStage(ctx context.Context, p planned) error {
 	for i, u := range stale {
 		names[i] = u.Name
 	}
-	fmt.Fprintf(b.log, "build: %s: building %s (%s runner)\n", p.def.Name, summarize(names), b.runner.Name())
+	how := b.runner.Name() + " runner"
+	if p.def.local != nil {
+		how = "in pgxtask"
+	}
+	fmt.Fprintf(b.log, "build: %s: building %s (%s)\n", p.def.Name, summarize(names), how)
 	tmp, err := os.MkdirTemp(b.tmpRoot(), p.def.Name+"-")
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 )
 
@@ -234,6 +235,10 @@ func (r *SmokeResult) fail(field *string, err error) {
 	*field = SmokeFailed
 	if r.Error == "" {
 		r.Error = err.Error()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Detail != "" {
+			r.Error += " (" + pe.Detail + ")"
+		}
 	}
 }
 
