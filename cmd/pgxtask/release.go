@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/release"
 	"github.com/pglite-oxide/pgxtask/internal/termui"
@@ -96,8 +97,11 @@ func releaseStageAction(c *cli.Context) error {
 	if res.Out == "" {
 		fmt.Fprintf(w, "dry run: %d modules verified, nothing written\n", len(res.Modules))
 	} else {
-		rel, _ := filepath.Rel(l.Root, res.Out)
-		fmt.Fprintf(w, "staged %d modules in %s (release.json, checksums.txt, go.sum, zips/, sbom/)\n", len(res.Modules), rel)
+		shown := res.Out
+		if rel, err := filepath.Rel(l.Root, res.Out); err == nil && !strings.HasPrefix(rel, "..") {
+			shown = rel
+		}
+		fmt.Fprintf(w, "staged %d modules in %s (release.json, checksums.txt, go.sum, zips/, sbom/)\n", len(res.Modules), shown)
 	}
 	return nil
 }
