@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"sort"
 	"syscall"
 
@@ -122,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitCode
 	}
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || isRequiredFlagsError(err) {
 		fmt.Fprintf(stderr, "pgxtask: %v\n", err)
 		return exitUsage
 	}
@@ -139,6 +140,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "pgxtask: %v\n", err)
 	return exitFailure
+}
+
+// isRequiredFlagsError reports urfave/cli's "Required flag ... not set",
+// which bypasses OnUsageError; its type is unexported, so match its name.
+func isRequiredFlagsError(err error) bool {
+	return reflect.TypeOf(err).String() == "*cli.errRequiredFlags"
 }
 
 func main() {
