@@ -83,6 +83,14 @@ func init() {
 		),
 		Action: perfColdAction,
 	})
+	addAssetsCheck(assetsCheck{Name: "perf-baseline", Offline: true, Run: checkPerfBaseline})
+}
+
+// checkPerfBaseline checks that the committed gate baseline parses and
+// gates something.
+func checkPerfBaseline(c *cli.Context, l project.Layout) error {
+	_, err := perf.ReadBaseline(filepath.Join(l.Assets(), "perf-baseline.json"))
+	return err
 }
 
 // perfSetup holds what every perf command needs.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,5 +189,26 @@ func TestPerfColdE2E(t *testing.T) {
 		if tr.ID == "install-first-query" && tr.State["cache-state-before"] != "empty" {
 			t.Errorf("install-first-query state %v", tr.State)
 		}
+	}
+}
+
+// TestPerfGateE2E runs the regression gate the way CI does: the speed suite
+// at the committed baseline's scale, pgxtask against the machine's
+// PostgreSQL, ratios compared with assets/perf-baseline.json.
+func TestPerfGateE2E(t *testing.T) {
+	dist := e2e.Dist(t, "linux-amd64")
+	baseline := filepath.Join(e2e.Layout(t).Assets(), "perf-baseline.json")
+	bl, err := perf.ReadBaseline(baseline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"perf", "bench", "--dist", dist, "--suite", "speed", "--scale", fmt.Sprint(bl.Scale),
+		"--seed", fmt.Sprint(bl.Seed), "--iterations", "3", "--compare", "native", "--gate", baseline, "--quiet"}
+	stdout, stderr, code := perfCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("pgxtask %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "ratios within their limits") {
+		t.Fatalf("no gate verdict on stdout:\n%s", stdout)
 	}
 }

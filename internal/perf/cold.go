@@ -41,6 +41,8 @@ type ColdOptions struct {
 type coldSample struct {
 	latency time.Duration
 	phases  []phaseTime
+	// version is the server_version the server reported, when known.
+	version string
 }
 
 // RunCold measures operations with an explicit starting state, each
@@ -64,6 +66,7 @@ func RunCold(ctx context.Context, opt ColdOptions) (*Report, error) {
 		systems = append(systems, SystemInfo{Name: SystemNative, Description: postgresVersion(opt.NativeBinDir) + " from " + opt.NativeBinDir + " (initdb + start per run)", Transport: "unix socket, pgconn"})
 	}
 	if opt.PGliteDir != "" {
+		report.Machine.PGliteVersion = PGliteVersion
 		systems = append(systems, SystemInfo{Name: SystemPGlite, Description: "PGlite " + PGliteVersion + " in a new Node process per run (in memory)", Transport: "in process (Node)"})
 	}
 
@@ -186,6 +189,12 @@ func RunCold(ctx context.Context, opt ColdOptions) (*Report, error) {
 					return nil, fmt.Errorf("cold %s on %s: %w", o.id, info.Name, err)
 				}
 				samples[info.Name] = append(samples[info.Name], s)
+				for i := range systems {
+					if systems[i].Name == info.Name && s.version != "" {
+						systems[i].PostgresVersion = s.version
+						report.Machine.PostgresVersions[info.Name] = s.version
+					}
+				}
 			}
 		}
 		tr := TestResult{ID: o.id, Name: o.name, State: o.state}
@@ -257,7 +266,7 @@ func pgxtaskFirstQuery(ctx context.Context, pc PgxtaskConfig, query string) (col
 		return coldSample{}, err
 	}
 	rec.Record("open-total", open)
-	lat, qerr := connectAndQuery(ctx, inst.DatabaseURL(), query, rec)
+	lat, version, qerr := connectAndQuery(ctx, inst.DatabaseURL(), query, rec)
 	// Close reports its own "shutdown" phase through the trace.
 	cerr := inst.Close()
 	if qerr != nil {
@@ -266,28 +275,29 @@ func pgxtaskFirstQuery(ctx context.Context, pc PgxtaskConfig, query string) (col
 	if cerr != nil {
 		return coldSample{}, fmt.Errorf("close: %w", cerr)
 	}
-	return coldSample{latency: open + lat, phases: rec.Phases()}, nil
+	return coldSample{latency: open + lat, phases: rec.Phases(), version: version}, nil
 }
 
 // connectAndQuery connects to url, runs query (simple protocol) and
 // disconnects, recording connect and first-query; it returns their sum.
-func connectAndQuery(ctx context.Context, url, query string, rec *PhaseRecorder) (time.Duration, error) {
+func connectAndQuery(ctx context.Context, url, query string, rec *PhaseRecorder) (time.Duration, string, error) {
 	t0 := time.Now()
 	conn, err := pgconn.Connect(ctx, url)
 	connect := time.Since(t0)
 	if err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
+		return 0, "", fmt.Errorf("connect: %w", err)
 	}
+	version := conn.ParameterStatus("server_version")
 	defer conn.Close(context.Background())
 	rec.Record("connect", connect)
 	t1 := time.Now()
 	_, err = conn.Exec(ctx, query).ReadAll()
 	q := time.Since(t1)
 	if err != nil {
-		return 0, fmt.Errorf("first query %q: %w", query, err)
+		return 0, "", fmt.Errorf("first query %q: %w", query, err)
 	}
 	rec.Record("first-query", q)
-	return connect + q, nil
+	return connect + q, version, nil
 }
 
 // nativeFirstQuery runs initdb, starts the system PostgreSQL, connects,
@@ -300,7 +310,7 @@ func nativeFirstQuery(ctx context.Context, binDir string) (coldSample, error) {
 	if err != nil {
 		return coldSample{}, err
 	}
-	lat, qerr := connectAndQuery(ctx, srv.URL(), "SELECT 1", rec)
+	lat, version, qerr := connectAndQuery(ctx, srv.URL(), "SELECT 1", rec)
 	t1 := time.Now()
 	serr := srv.Stop()
 	rec.Record("shutdown", time.Since(t1))
@@ -310,7 +320,7 @@ func nativeFirstQuery(ctx context.Context, binDir string) (coldSample, error) {
 	if serr != nil {
 		return coldSample{}, serr
 	}
-	return coldSample{latency: start + lat, phases: rec.Phases()}, nil
+	return coldSample{latency: start + lat, phases: rec.Phases(), version: version}, nil
 }
 
 // pgliteFirstQuery starts a new Node runner: process start and module
@@ -333,5 +343,5 @@ func pgliteFirstQuery(ctx context.Context, dir string) (coldSample, error) {
 	if cerr != nil {
 		return coldSample{}, cerr
 	}
-	return coldSample{latency: total, phases: rec.Phases()}, nil
+	return coldSample{latency: total, phases: rec.Phases(), version: s.info.PostgresVersion}, nil
 }

@@ -37,11 +37,14 @@ type Baseline struct {
 	Ratios map[string]BaselineRatios `json:"ratios"`
 }
 
-// BaselineRatios are pgxtask's ratios to one system in one suite.
+// BaselineRatios are pgxtask's ratios to one system in one suite. They use
+// each test's fastest run (min-micros): on a shared machine the fastest of
+// several runs is the figure least disturbed by other load, so its ratio
+// is the steadiest.
 type BaselineRatios struct {
-	// Geomean is the ratio of the geometric means of the headline figures.
+	// Geomean is the ratio of the geometric means of the tests' minimums.
 	Geomean float64 `json:"geomean"`
-	// Tests maps test id to the ratio of that test's headline figures.
+	// Tests maps test id to the ratio of that test's minimums.
 	Tests map[string]float64 `json:"tests"`
 }
 
@@ -108,8 +111,9 @@ func BaselineFrom(report *Report, tolerance, testTolerance float64, comment stri
 	return bl, nil
 }
 
-// pgxtaskRatios returns pgxtask's headline divided by against's, per test
-// and for the geomean. (The report's ratios are the other way round.)
+// pgxtaskRatios returns pgxtask's minimum divided by against's, per test
+// and for the geomean of the minimums. (The report's ratios are the other
+// way round.)
 func pgxtaskRatios(s SuiteResult, against string) (BaselineRatios, bool) {
 	out := BaselineRatios{Tests: map[string]float64{}}
 	for _, t := range s.Tests {
@@ -118,9 +122,8 @@ func pgxtaskRatios(s SuiteResult, against string) (BaselineRatios, bool) {
 		if !ok1 || !ok2 || p.Skipped != "" || o.Skipped != "" {
 			continue
 		}
-		ph, oh := headline(p.Stats, s.Headline), headline(o.Stats, s.Headline)
-		if ph > 0 && oh > 0 {
-			out.Tests[t.ID] = round3(ph / oh)
+		if p.MinMicros > 0 && o.MinMicros > 0 {
+			out.Tests[t.ID] = round3(p.MinMicros / o.MinMicros)
 		}
 	}
 	p, ok1 := figureFor(s.Summary, SystemPgxtask)
@@ -128,11 +131,10 @@ func pgxtaskRatios(s SuiteResult, against string) (BaselineRatios, bool) {
 	if !ok1 || !ok2 {
 		return out, false
 	}
-	ph, oh := headline(p.Stats, s.Headline), headline(o.Stats, s.Headline)
-	if ph <= 0 || oh <= 0 {
+	if p.MinMicros <= 0 || o.MinMicros <= 0 {
 		return out, false
 	}
-	out.Geomean = round3(ph / oh)
+	out.Geomean = round3(p.MinMicros / o.MinMicros)
 	return out, true
 }
 

@@ -86,7 +86,9 @@ func runAsUnprivileged(cmd *exec.Cmd) {
 	}
 }
 
-// StartServer runs initdb in a new temporary folder and starts postgres
+// StartServer runs initdb (UTF8, locale C.UTF-8: the encoding and
+// collation of pgxtask's PGDATA template, so that text comparisons cost the
+// same on both servers) in a new temporary folder and starts postgres
 // from binDir with a unix socket there and no TCP listener, with the
 // server's default settings plus settings. It waits until the server
 // accepts connections.
@@ -109,7 +111,7 @@ func StartServer(ctx context.Context, binDir string, settings map[string]string,
 	}
 	data := filepath.Join(dir, "data")
 	initdb := exec.CommandContext(ctx, filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres",
-		"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+		"-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")
 	runAsUnprivileged(initdb)
 	t0 := time.Now()
 	out, err := initdb.CombinedOutput()
