@@ -36,7 +36,11 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if sharedCache != "" {
+		os.RemoveAll(sharedCache)
+	}
+	os.Exit(code)
 }
 
 // runHelper is the child side of the multi-process tests: the test binary

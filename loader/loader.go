@@ -115,7 +115,15 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 		err error
 		d   time.Duration
 	}
-	tmplDone := make(chan entryResult, 1) // buffered: the goroutine never blocks, even when prepare fails first
+	tmplDone := make(chan entryResult, 1)
+	tmplTaken := false
+	defer func() {
+		// Never return while the template goroutine still writes into the
+		// cache: a caller that removes the cache after an error would race it.
+		if !tmplTaken {
+			<-tmplDone
+		}
+	}()
 	go func() {
 		start := time.Now()
 		dir, err := p.cache.ensure(ctx, "pgdata-template", man.PgdataTemplate.SHA256, full, func(tmp string) ([]receiptInput, error) {
@@ -147,6 +155,7 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	}
 
 	tr := <-tmplDone
+	tmplTaken = true
 	if tr.err != nil {
 		return nil, fmt.Errorf("pgdata template: %w", tr.err)
 	}
