@@ -155,6 +155,9 @@ func TestE2ENativeBuild(t *testing.T) {
 func TestE2ERelocatable(t *testing.T) {
 	out := builtTarget(t)
 	moved := filepath.Join(t.TempDir(), "elsewhere", "pg")
+	if err := os.MkdirAll(filepath.Dir(moved), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("cp", "-a", filepath.Join(out, "stage", "runtime"), moved)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, b)
