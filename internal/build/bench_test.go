@@ -14,6 +14,10 @@ import (
 
 func benchLayout(b *testing.B) project.Layout {
 	b.Helper()
+	// The local base image scripts/setup imports, as the e2e tests use.
+	if os.Getenv(build.BaseImageEnv) == "" {
+		b.Setenv(build.BaseImageEnv, "pgxtask/debian:bookworm")
+	}
 	wd, _ := os.Getwd()
 	l, err := project.Find(wd)
 	if err != nil {
