@@ -62,9 +62,6 @@ type cache struct {
 	log *slog.Logger
 }
 
-// errEntryMissing tells ensure's fill that it runs for the first time.
-var errEntryMissing = errors.New("cache entry missing")
-
 // ensure returns the folder of the entry kind/name, making it with fill when
 // it does not exist yet. fill writes into an empty temporary folder and
 // returns the archives it read; ensure then writes the receipt and renames the
