@@ -725,3 +725,33 @@ func TestPreloadRequiredExtension(t *testing.T) {
 		t.Fatalf("shared_preload_libraries = %q", preload)
 	}
 }
+
+// TestPortZeroRetries makes the first port picked for TCP port 0 a taken
+// one (another listener holds it, as when a second process grabs the port
+// between the pick and postgres's bind): the open must retry with another.
+func TestPortZeroRetries(t *testing.T) {
+	cfg := testConfig(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	picks := 0
+	pickPort = func() (int, error) {
+		picks++
+		if picks == 1 {
+			return taken, nil
+		}
+		return freePort()
+	}
+	defer func() { pickPort = freePort }()
+	cfg.TCP = true
+	inst := mustOpen(t, cfg)
+	if picks < 2 || inst.Port() == taken {
+		t.Fatalf("picks = %d, port = %d (taken %d)", picks, inst.Port(), taken)
+	}
+	if err := queryOne(context.Background(), inst.DatabaseURL()); err != nil {
+		t.Fatal(err)
+	}
+}

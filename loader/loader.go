@@ -406,13 +406,13 @@ func (inst *Instance) start(ctx context.Context, p *prepared) error {
 	if inst.logFile != nil {
 		opts.logFile = inst.logFile
 	}
-	pickPort := inst.cfg.TCP && inst.cfg.Port == 0
+	anyPort := inst.cfg.TCP && inst.cfg.Port == 0
 	if !inst.cfg.TCP && opts.port == 0 {
 		opts.port = 5432
 	}
 	for attempt := 1; ; attempt++ {
-		if pickPort {
-			port, err := freePort()
+		if anyPort {
+			port, err := pickPort()
 			if err != nil {
 				return err
 			}
@@ -423,13 +423,17 @@ func (inst *Instance) start(ctx context.Context, p *prepared) error {
 			inst.srv, inst.port = srv, opts.port
 			return nil
 		}
-		if pickPort && errors.Is(err, ErrPortInUse) && attempt < 5 {
+		if anyPort && errors.Is(err, ErrPortInUse) && attempt < 5 {
 			inst.cfg.Logger.Debug("picked port was taken; trying another", "port", opts.port)
 			continue
 		}
 		return err
 	}
 }
+
+// pickPort picks the port for TCP with Port 0 (a variable so that a test
+// can hand out a taken port first).
+var pickPort = freePort
 
 // freePort asks the kernel for a free TCP port on 127.0.0.1. Another
 // process may take it before postgres binds it; start then retries.
