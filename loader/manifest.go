@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
@@ -26,16 +27,30 @@ type (
 )
 
 // loadManifest reads and checks manifest.json of the dist.
+// A process parses each distinct manifest once: parsed holds them by the
+// sha256 of their bytes (the loader never changes a parsed manifest).
 func loadManifest(fsys fs.FS) (*manifest, error) {
-	m, err := dist.Load(fsys)
+	data, err := fs.ReadFile(fsys, dist.ManifestFile)
 	if err != nil {
 		return nil, fmt.Errorf("dist %s: %w (Config.Dist must hold the folder `pgxtask assets package` writes)", distName(fsys, "."), err)
+	}
+	key := sha256.Sum256(data)
+	if m, ok := parsed.Load(key); ok {
+		return m.(*manifest), nil
+	}
+	m, err := dist.Parse(distName(fsys, dist.ManifestFile), data)
+	if err != nil {
+		return nil, fmt.Errorf("dist: %w", err)
 	}
 	if want := runtime.GOOS + "-" + runtime.GOARCH; m.Target != want {
 		return nil, fmt.Errorf("dist: %s: target %q cannot run on %s: use the %s dist", distName(fsys, dist.ManifestFile), m.Target, want, want)
 	}
-	return &manifest{m}, nil
+	mm := &manifest{m}
+	parsed.Store(key, mm)
+	return mm, nil
 }
+
+var parsed sync.Map // [sha256.Size]byte -> *manifest
 
 // extension returns the manifest entry of id.
 func (m *manifest) extension(id string) (*extArtifact, bool) { return m.Extension(id) }
