@@ -2,8 +2,13 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/sources"
 	"github.com/urfave/cli/v2"
 )
 
@@ -33,6 +38,45 @@ func init() {
 		},
 		Action: assetsBuild,
 	})
+	addAssetsCheck(assetsCheck{Name: "native-recipe", Offline: true, Run: nativeRecipeCheck})
+}
+
+// nativeRecipeCheck resolves every native target with every profile of its
+// recipe: the toolchain table, the recipe folder, its Dockerfile and
+// profiles.toml must all be usable (the compiler-version pin itself is
+// checked by the builder image build).
+func nativeRecipeCheck(c *cli.Context, l project.Layout) error {
+	m, err := sources.Load(l.SourcesFile())
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, t := range []string{"linux-amd64", "linux-arm64"} {
+		tc, ok := m.Toolchains[t]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s: no [toolchain.%s] table", m.Path, t))
+			continue
+		}
+		recipe := filepath.Join(l.Root, filepath.FromSlash(tc.Recipe))
+		if _, err := os.Stat(filepath.Join(recipe, "Dockerfile")); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: [toolchain.%s] recipe = %q has no Dockerfile", m.Path, t, tc.Recipe))
+			continue
+		}
+		profiles, err := build.LoadProfiles(recipe)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		for name := range profiles {
+			if _, err := build.ResolveTarget(m, l.Root, t, name); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "\n"))
+	}
+	return nil
 }
 
 func assetsBuild(c *cli.Context) error {
