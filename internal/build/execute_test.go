@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/pgcontrol"
 )
 
 func counts(t *testing.T) []string {
@@ -50,6 +51,12 @@ func TestExecuteHostRunner(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(stage, p)); err != nil {
 			t.Errorf("missing %s: %v", p, err)
 		}
+	}
+	// The template's finish set the control file's random nonce to zeros.
+	if ctl, err := os.ReadFile(filepath.Join(stage, "pgdata-template/data/global/pg_control")); err != nil {
+		t.Error(err)
+	} else if n, err := pgcontrol.Nonce(ctl); err != nil || n != [pgcontrol.NonceLen]byte{} {
+		t.Errorf("template pg_control nonce = %x, %v; want zeros", n, err)
 	}
 	// Units sharing contrib/spi keep only their own files.
 	for _, p := range []string{"ext/autoinc/lib/postgresql/refint.so", "ext/refint/share/postgresql/extension/autoinc.control", "pgdata-template/data/postmaster.pid"} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/pgcontrol"
 )
 
 // RecordFormatVersion is the build.json format this package writes.
@@ -227,6 +228,12 @@ func templateFinish(b *Builder, stale []*Unit, tmp string) error {
 			return err
 		}
 	}
+	// The one random field initdb leaves: see NativeTemplateDeterminism.
+	if !b.target.WASIX {
+		if err := pgcontrol.SetNonce(filepath.Join(dir, "data", "global", "pg_control"), [pgcontrol.NonceLen]byte{}); err != nil {
+			return fmt.Errorf("pgdata-template: fixed auth nonce: %w", err)
+		}
+	}
 	catv, err := b.catalogVersion()
 	if err != nil {
 		return err
@@ -235,7 +242,7 @@ func templateFinish(b *Builder, stale []*Unit, tmp string) error {
 	if err != nil {
 		return err
 	}
-	m := TemplateManifest{FormatVersion: 1, CatalogVersion: catv, PostgresVersion: pgv, InitProfile: InitProfile, SourcePinsHash: b.sourcePinsHash()}
+	m := TemplateManifest{FormatVersion: 1, CatalogVersion: catv, PostgresVersion: pgv, InitProfile: b.initProfile(), SourcePinsHash: b.sourcePinsHash()}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err

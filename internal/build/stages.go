@@ -6,7 +6,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 )
@@ -271,13 +273,49 @@ var InitProfile = map[string]string{
 	"superuser": "postgres",
 }
 
+// NativeTemplateDeterminism is how the native targets make the template
+// byte-identical across builds; it is part of their init profile. "clock"
+// is the frozen time initdb and pg_resetwal run at (RFC 3339, UTC; see
+// scripts/initdb.sh) and "auth-nonce" the fixed value pg_control's
+// mock_authentication_nonce is set to (internal/pgcontrol).
+var NativeTemplateDeterminism = map[string]string{
+	"clock":      "2000-01-01T00:00:00Z",
+	"auth-nonce": "zeros",
+}
+
+// initProfile is the target's init profile: InitProfile, plus
+// NativeTemplateDeterminism for native targets.
+func (b *Builder) initProfile() map[string]string {
+	out := map[string]string{}
+	for k, v := range InitProfile {
+		out[k] = v
+	}
+	if !b.target.WASIX {
+		for k, v := range NativeTemplateDeterminism {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// templateClock is the native template clock in seconds since the epoch,
+// the form scripts/initdb.sh hands to libfaketime.
+func templateClock() (string, error) {
+	c := NativeTemplateDeterminism["clock"]
+	t, err := time.Parse(time.RFC3339, c)
+	if err != nil {
+		return "", fmt.Errorf("pgdata-template clock %q: %w", c, err)
+	}
+	return strconv.FormatInt(t.Unix(), 10), nil
+}
+
 func templateUnits(b *Builder) ([]*Unit, error) {
 	rec, err := b.recipeHashes("scripts/initdb.sh", "scripts/common.sh")
 	if err != nil {
 		return nil, err
 	}
 	extra := map[string]string{"source-pins": b.sourcePinsHash()}
-	for k, v := range InitProfile {
+	for k, v := range b.initProfile() {
 		extra["init-"+k] = v
 	}
 	u, err := b.unit("pgdata-template", "pgdata-template", "pgdata-template", keyInputs{
@@ -295,15 +333,23 @@ func templateUnits(b *Builder) ([]*Unit, error) {
 }
 
 func templateStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
+	env := []string{
+		"PGX_PREFIX=" + PrefixMount,
+		"PGX_DATA=" + OutMount + "/pgdata-template/data",
+		"PGX_ENCODING=" + InitProfile["encoding"],
+		"PGX_LOCALE=" + InitProfile["locale"],
+		"PGX_AUTH=" + InitProfile["auth"],
+		"PGX_SUPERUSER=" + InitProfile["superuser"],
+	}
+	if !b.target.WASIX {
+		clock, err := templateClock()
+		if err != nil {
+			return Step{}, err
+		}
+		env = append(env, "PGX_CLOCK="+clock)
+	}
 	return b.newStep("pgdata-template", []Mount{b.recipeMount(), b.runtimeMount(), {Source: tmp, Target: OutMount}},
-		[]string{
-			"PGX_PREFIX=" + PrefixMount,
-			"PGX_DATA=" + OutMount + "/pgdata-template/data",
-			"PGX_ENCODING=" + InitProfile["encoding"],
-			"PGX_LOCALE=" + InitProfile["locale"],
-			"PGX_AUTH=" + InitProfile["auth"],
-			"PGX_SUPERUSER=" + InitProfile["superuser"],
-		}, []string{"sh", RecipeMount + "/scripts/initdb.sh"}, Unprivileged), nil
+		env, []string{"sh", RecipeMount + "/scripts/initdb.sh"}, Unprivileged), nil
 }
 
 // extFinish keeps each unit to exactly its own files when several plan
