@@ -64,7 +64,10 @@ type Config struct {
 	// Settings are server settings passed as -c name=value. They override
 	// the loader's own defaults; for temporary roots those are fsync=off,
 	// synchronous_commit=off and full_page_writes=off (the data is discarded
-	// on Close, so durability buys nothing).
+	// on Close, so durability buys nothing) and shared_buffers=16MB (the
+	// files of a temporary root are in memory or the page cache anyway, and
+	// a smaller pool starts faster). Persistent roots get PostgreSQL's
+	// defaults.
 	Settings map[string]string
 
 	// Logger receives the loader's progress (debug level) and the server's

@@ -367,6 +367,7 @@ func TestSettingsLifecycle(t *testing.T) {
 		"fsync":                     "on", // the caller wins over the temporary-root default
 		"synchronous_commit":        "off",
 		"full_page_writes":          "off",
+		"shared_buffers":            "16MB",
 	}
 	for k, v := range want {
 		if s[k] != v {
