@@ -61,6 +61,10 @@ func (r *HostRunner) Run(ctx context.Context, step Step, log io.Writer) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if asUser {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		// A fresh PID namespace, as the docker runner's containers have:
+		// initdb's system identifier includes its pid, so the template is
+		// byte-identical only when the pids are (see scripts/initdb.sh).
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 	}
 	// Cancellation ends the whole process group (make and its children).
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

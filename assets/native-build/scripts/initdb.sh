@@ -24,6 +24,8 @@ set -eu
 command -v faketime >/dev/null 2>&1 ||
   die "faketime is not installed: install the Debian package faketime (the builder image and scripts/setup install it)"
 frozen() { FAKETIME_FMT=%s faketime -f "$PGX_CLOCK" "$@"; }
+# Both runners start this script as pid 1 of a fresh PID namespace.
+[ "$$" = 1 ] || printf 'warning: not pid 1 of a fresh PID namespace: the system identifier (and so the template) will differ from build to build\n' >&2
 
 step "initdb -E $PGX_ENCODING --locale=$PGX_LOCALE --auth=$PGX_AUTH -U $PGX_SUPERUSER (clock frozen at $PGX_CLOCK)"
 frozen "$PGX_PREFIX/bin/initdb" -D "$PGX_DATA" -E "$PGX_ENCODING" --locale="$PGX_LOCALE" \
