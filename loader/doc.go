@@ -43,9 +43,15 @@
 // # Start-up cost
 //
 // With a warm cache an open costs a copy of the PGDATA template (about a
-// thousand files), the server's own start (exec, shared memory set-up,
-// startup process) and, for the caller, the first connection. Smaller
-// shared memory (Settings "shared_buffers": "16MB") starts a little faster.
+// thousand files, ~23 MB of data), the server's own start (exec and dynamic
+// linking, shared memory set-up, the startup process, the auxiliary
+// processes) and, for the caller, the first connection, whose backend
+// rebuilds the relation cache init file that PostgreSQL removes at every
+// start. Temporary roots run with shared_buffers=16MB (see Config.Settings):
+// PostgreSQL's 128MB, and the 4MB of WAL buffers sized from it, is set up and
+// faulted in at every start, which cost 30-50 ms per open on the 2-core
+// development machine. BenchmarkOpenFirstQuery measures the whole path; the
+// README has the figures and where the time goes.
 //
 // # Receipts and verification
 //
