@@ -11,15 +11,33 @@ import (
 )
 
 // copyTree copies the folder src to dst (which must not exist), keeping
-// modes and symlinks, and gives everything to owner when it is set. Folders and symlinks are made while walking; regular
-// files are then copied by a few workers through copyFile, which clones or
-// copies them with the fastest method the file system allows.
+// modes and symlinks, and gives everything to owner when it is set. Folders
+// and symlinks are made while walking; regular files are handed to a few
+// workers as soon as their folder exists (so copying overlaps the walk) and
+// copied through copyFile, which clones or copies them with the fastest
+// method the file system allows.
 func copyTree(src, dst string, owner *serverUser) error {
 	type job struct {
 		src, dst string
 		info     fs.FileInfo
 	}
-	var jobs []job
+	jobs := make(chan job, 256)
+	errs := make([]error, copyWorkers)
+	var wg sync.WaitGroup
+	for w := 0; w < copyWorkers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for j := range jobs {
+				if errs[w] != nil {
+					continue // drain
+				}
+				if err := copyFile(j.src, j.dst, j.info, owner); err != nil {
+					errs[w] = fmt.Errorf("copy %s: %w", j.src, err)
+				}
+			}
+		}(w)
+	}
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -49,33 +67,19 @@ func copyTree(src, dst string, owner *serverUser) error {
 			}
 			return owner.lchown(target)
 		case d.Type().IsRegular():
-			jobs = append(jobs, job{path, target, info})
+			jobs <- job{path, target, info}
 			return nil
 		default:
 			return fmt.Errorf("copy %s: unsupported file type %s", path, d.Type())
 		}
 	})
-	if err != nil {
-		return err
-	}
-	workers := min(4, len(jobs))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < len(jobs); i += workers {
-				if err := copyFile(jobs[i].src, jobs[i].dst, jobs[i].info, owner); err != nil {
-					errs[w] = fmt.Errorf("copy %s: %w", jobs[i].src, err)
-					return
-				}
-			}
-		}(w)
-	}
+	close(jobs)
 	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(append([]error{err}, errs...)...)
 }
+
+// copyWorkers is how many files copyTree copies at once.
+var copyWorkers = 4
 
 // linkTree recreates the folder src at dst with hard links to src's files
 // (symlinks are recreated, folders made). Where a hard link fails (another
