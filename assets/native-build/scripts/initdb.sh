@@ -24,8 +24,19 @@ set -eu
 command -v faketime >/dev/null 2>&1 ||
   die "faketime is not installed: install the Debian package faketime (the builder image and scripts/setup install it)"
 frozen() { FAKETIME_FMT=%s faketime -f "$PGX_CLOCK" "$@"; }
-# Both runners start this script as pid 1 of a fresh PID namespace.
+# Both runners start this script as pid 1 of a fresh PID namespace. The
+# pids after it are not fixed: the container runtime's threads use a varying
+# number of them before the script starts (the first child is pid 6..9 under
+# docker here). Advance to a fixed pid, one process per iteration, so that
+# the next process started (initdb's faketime) is always pid 300.
 [ "$$" = 1 ] || printf 'warning: not pid 1 of a fresh PID namespace: the system identifier (and so the template) will differ from build to build\n' >&2
+p=0 n=0
+until [ "$p" -ge 299 ]; do
+  p=$(exec sh -c 'echo $$')
+  n=$((n + 1))
+  [ "$n" -lt 1000 ] || die "could not advance to pid 299 (at $p)"
+done
+[ "$$" != 1 ] || [ "$p" = 299 ] || die "advanced to pid $p, not 299: the pid namespace is shared"
 
 step "initdb -E $PGX_ENCODING --locale=$PGX_LOCALE --auth=$PGX_AUTH -U $PGX_SUPERUSER (clock frozen at $PGX_CLOCK)"
 frozen "$PGX_PREFIX/bin/initdb" -D "$PGX_DATA" -E "$PGX_ENCODING" --locale="$PGX_LOCALE" \
