@@ -337,6 +337,15 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader, maxBytes int64) error {
 		if err := x.root.Chmod(name, mode); err != nil {
 			return fmt.Errorf("chmod: %w", err)
 		}
+		// Keep the archive's modification time: make compares it (a source
+		// tarball ships generated files, such as PostgreSQL's gram.c, that
+		// must stay newer than their inputs, or a build tries to rebuild
+		// them inside a read-only source tree).
+		if !hdr.ModTime.IsZero() {
+			if err := x.root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+				return fmt.Errorf("set modification time: %w", err)
+			}
+		}
 		x.seen[name] = kindFile
 	case tar.TypeSymlink:
 		target := hdr.Linkname
