@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -89,7 +89,7 @@ func scanTree(dir string) ([]receiptFile, error) {
 			}
 			files = append(files, receiptFile{Path: rel, Type: "symlink", Target: t})
 		case d.Type().IsRegular():
-			sum, err := hashFile(path)
+			sum, err := digest.File(path)
 			if err != nil {
 				return err
 			}
@@ -101,19 +101,6 @@ func scanTree(dir string) ([]receiptFile, error) {
 	})
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return files, err
-}
-
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func writeReceipt(dir string, r receipt) error {
@@ -258,7 +245,7 @@ func checkFile(dir string, f receiptFile, full bool) error {
 			return bad(fmt.Sprintf("is %d bytes, the receipt says %d", info.Size(), f.Size))
 		}
 		if full {
-			sum, err := hashFile(p)
+			sum, err := digest.File(p)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"io"
 	"io/fs"
 	"net/http"
@@ -265,7 +266,7 @@ func decompressorFor(magic []byte) (archive.Decompressor, error) {
 // it. A cache entry with the wrong content is removed and fetched again.
 func (f *Fetcher) download(ctx context.Context, s Source) (path, route string, attempts []Attempt, err error) {
 	path = f.CachePath(s.SHA256)
-	switch got, err := fileSHA256(path); {
+	switch got, err := digest.File(path); {
 	case err == nil && got == s.SHA256:
 		return path, "cache", nil, nil
 	case err == nil:
@@ -373,7 +374,7 @@ func (f *Fetcher) debianGet(ctx context.Context, s Source, dest string) error {
 			continue
 		}
 		p := filepath.Join(tmp, e.Name())
-		got, err := fileSHA256(p)
+		got, err := digest.File(p)
 		if err != nil {
 			return err
 		}
@@ -407,19 +408,6 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 type progressWriter struct {
@@ -475,7 +463,7 @@ func TreeDigest(root string) (string, error) {
 			}
 			fmt.Fprintf(h, "l %s %s\n", filepath.ToSlash(rel), t)
 		case fi.Mode().IsRegular():
-			sum, err := fileSHA256(p)
+			sum, err := digest.File(p)
 			if err != nil {
 				return "", err
 			}
@@ -506,14 +494,14 @@ func (f *Fetcher) verifyArchive(s Source) error {
 	if _, err := os.Stat(dir); err != nil {
 		return fmt.Errorf("%s: %w: run pgxtask sources fetch --only %s", dir, err, s.Name)
 	}
-	digest, err := TreeDigest(dir)
+	tree, err := TreeDigest(dir)
 	if err != nil {
 		return err
 	}
-	if digest != rec.TreeSHA256 {
-		return fmt.Errorf("%s changed since it was extracted (tree digest %s, recorded %s): delete it and run pgxtask sources fetch --only %s", dir, digest, rec.TreeSHA256, s.Name)
+	if tree != rec.TreeSHA256 {
+		return fmt.Errorf("%s changed since it was extracted (tree digest %s, recorded %s): delete it and run pgxtask sources fetch --only %s", dir, tree, rec.TreeSHA256, s.Name)
 	}
-	if got, err := fileSHA256(f.CachePath(s.SHA256)); err == nil && got != s.SHA256 {
+	if got, err := digest.File(f.CachePath(s.SHA256)); err == nil && got != s.SHA256 {
 		return fmt.Errorf("cache entry %s has sha256 %s, want %s: delete it (the next fetch downloads it again)", f.CachePath(s.SHA256), got, s.SHA256)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -163,7 +164,7 @@ func TestArchiveSecondURLAfterFirstDown(t *testing.T) {
 	if target, err := os.Readlink(filepath.Join(dir, "link")); err != nil || target != "src/main.c" {
 		t.Fatalf("link = %q, %v", target, err)
 	}
-	if got, err := fileSHA256(f.CachePath(s.SHA256)); err != nil || got != s.SHA256 {
+	if got, err := digest.File(f.CachePath(s.SHA256)); err != nil || got != s.SHA256 {
 		t.Fatalf("cache entry: %s %v", got, err)
 	}
 	if err := f.Verify(s); err != nil {

@@ -11,10 +11,9 @@ package npmfixture
 import (
 	"archive/tar"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"io"
 	"os"
 	"os/exec"
@@ -68,7 +67,7 @@ func Dir() (string, error) {
 		return "", fmt.Errorf("npm pack %s: %v\n%s", Package, err, out)
 	}
 	tgz := filepath.Join(tmp, strings.TrimSpace(lastLine(string(out))))
-	sum, err := fileSHA256(tgz)
+	sum, err := digest.File(tgz)
 	if err != nil {
 		return "", fmt.Errorf("npm pack %s: %w", Package, err)
 	}
@@ -88,19 +87,6 @@ func Dir() (string, error) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // extractTGZ extracts regular files and folders of a gzip tarball into dest,
