@@ -3,6 +3,7 @@ package pgcontrol
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"hash/crc32"
 	"os"
 	"os/exec"
@@ -117,6 +118,9 @@ func TestSetNonceKeepsModeAndOwner(t *testing.T) {
 func TestDebianInitdb(t *testing.T) {
 	initdb := "/usr/lib/postgresql/15/bin/initdb"
 	if _, err := os.Stat(initdb); err != nil {
+		if e2e.Enabled() {
+			t.Fatal("Debian's PostgreSQL 15 initdb is required (scripts/setup installs postgresql-15)")
+		}
 		t.Skip("Debian's PostgreSQL 15 initdb is not installed")
 	}
 	root, err := os.MkdirTemp("", "pgcontrol-")

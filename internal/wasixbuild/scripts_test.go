@@ -5,6 +5,7 @@ package wasixbuild
 // assets/wasix-build/scripts/common.sh and calls them.
 
 import (
+	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +49,9 @@ func TestWasixEnv(t *testing.T) {
 
 func TestApplyPatches(t *testing.T) {
 	if _, err := exec.LookPath("patch"); err != nil {
+		if e2e.Enabled() {
+			t.Fatal("patch is required (scripts/setup installs it)")
+		}
 		t.Skip("patch not installed")
 	}
 	dir := t.TempDir()
