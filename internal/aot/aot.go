@@ -30,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/pglite-oxide/pgxtask/internal/archive/tarzst"
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
 )
 
@@ -107,26 +108,9 @@ type Input struct {
 	RawPath      string
 }
 
-// zstdLevel is the one fixed encoder setting: the same raw bytes give the
-// same compressed bytes on every machine.
-const zstdLevel = zstd.SpeedBestCompression
-
-func compress(raw []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstdLevel), zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(raw); err != nil {
-		w.Close()
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
+// compress is the one fixed encoder setting of every pgxtask artifact: the
+// same raw bytes give the same compressed bytes on every machine.
+func compress(raw []byte) ([]byte, error) { return tarzst.Compress(raw) }
 
 func sha(b []byte) string {
 	s := sha256.Sum256(b)

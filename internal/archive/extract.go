@@ -105,7 +105,8 @@ var (
 // Extract returns nil.
 //
 // Regular files get mode 0755 when the archive gives any execute bit, else
-// 0644; folders get 0755; owners and times in the archive are ignored.
+// 0644; folders get 0755; owners in the archive are ignored; regular files
+// keep the archive's modification time (make compares them).
 func Extract(r io.Reader, dest string, opts ExtractOptions) (err error) {
 	createdDest := false
 	if err := os.Mkdir(dest, 0o755); err == nil {

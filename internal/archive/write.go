@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // EntryType is the kind of an archive member the writer produces.
@@ -81,27 +79,6 @@ func SourceDateEpoch() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want a non-negative number of seconds since 1970 (or unset it)", v)
 	}
 	return time.Unix(n, 0).UTC(), nil
-}
-
-// ZstdLevel is the one zstd encoder level of every pgxtask archive. Changing
-// it (or any other setting in newZstdWriter) changes every artifact's bytes.
-const ZstdLevel = zstd.SpeedBestCompression
-
-// ZstdWindow is the encoder's window size.
-const ZstdWindow = 16 << 20
-
-// newZstdWriter returns the encoder with the fixed settings: one level, one
-// window (16 MiB), a checksum, and a single goroutine so that no scheduling can
-// change the output. Parallelism comes from writing several archives at
-// once, never from splitting one.
-func newZstdWriter(w io.Writer) (*zstd.Encoder, error) {
-	return zstd.NewWriter(w,
-		zstd.WithEncoderLevel(ZstdLevel),
-		zstd.WithWindowSize(ZstdWindow),
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(true),
-		zstd.WithZeroFrames(true),
-		zstd.WithLowerEncoderMem(false))
 }
 
 // normalize validates, completes and sorts entries: every parent folder gets
@@ -245,27 +222,6 @@ func WriteTar(w io.Writer, entries []Entry, opts WriteOptions) (Stats, error) {
 		return st, err
 	}
 	st.TarBytes = cw.n
-	st.CompressedBytes = cw.n
-	return st, nil
-}
-
-// WriteTarZst writes entries as WriteTar does, compressed with the fixed
-// zstd settings of this package. The same entries and options always give
-// the same bytes.
-func WriteTarZst(w io.Writer, entries []Entry, opts WriteOptions) (Stats, error) {
-	cw := &countWriter{w: w}
-	enc, err := newZstdWriter(cw)
-	if err != nil {
-		return Stats{}, err
-	}
-	st, err := WriteTar(enc, entries, opts)
-	if err != nil {
-		enc.Close()
-		return st, err
-	}
-	if err := enc.Close(); err != nil {
-		return st, fmt.Errorf("zstd: %w", err)
-	}
 	st.CompressedBytes = cw.n
 	return st, nil
 }

@@ -68,6 +68,9 @@ type Toolchain struct {
 	Compiler          string `json:"compiler"`
 	CompilerVersion   string `json:"compiler-version"`
 	HostCompiler      string `json:"host-compiler,omitempty"`
+	// ArchiveEncoder is the zstd encoder and level that compressed the
+	// artifacts (set by packaging): another encoder gives other bytes.
+	ArchiveEncoder string `json:"archive-encoder,omitempty"`
 }
 
 // SourcePin is one pinned source.

@@ -12,13 +12,14 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pglite-oxide/pgxtask/internal/archive"
+	"github.com/pglite-oxide/pgxtask/internal/archive/tarzst"
 	"github.com/pglite-oxide/pgxtask/internal/packaging/packagingtest"
 )
 
 func writeZst(t *testing.T, p string, entries []archive.Entry, opts archive.WriteOptions) {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := archive.WriteTarZst(&buf, entries, opts); err != nil {
+	if _, err := tarzst.Write(&buf, entries, opts); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/pglite-oxide/pgxtask/internal/archive"
+	"github.com/pglite-oxide/pgxtask/internal/archive/tarzst"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"golang.org/x/sys/unix"
 )
@@ -172,12 +173,14 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
+	toolchain := rec.Toolchain
+	toolchain.ArchiveEncoder = tarzst.Encoder
 	m := &dist.Manifest{
 		FormatVersion:    dist.FormatVersion,
 		Target:           rec.Target,
 		PostgresVersion:  rec.PostgresVersion,
 		CatalogVersion:   rec.CatalogVersion,
-		Toolchain:        rec.Toolchain,
+		Toolchain:        toolchain,
 		Sources:          append([]dist.SourcePin{}, rec.Sources...),
 		SourcePinsSHA256: rec.SourcePinsHash,
 		Runtime:          jobs[0].art,
@@ -318,7 +321,7 @@ func writeJob(dir string, j *job, mtime time.Time) error {
 		return err
 	}
 	h := sha256.New()
-	st, err := archive.WriteTarZst(io.MultiWriter(f, h), entries, archive.WriteOptions{ModTime: mtime})
+	st, err := tarzst.Write(io.MultiWriter(f, h), entries, archive.WriteOptions{ModTime: mtime})
 	if err == nil {
 		err = f.Sync()
 	}
