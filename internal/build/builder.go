@@ -380,7 +380,16 @@ func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user 
 		env = append(env, "PGX_CC="+CompilerWASIX)
 	} else if user == "" && (b.identity.Runner == RunnerDocker || noCCache == nil) {
 		mounts = append(mounts, b.ccacheMount())
-		env = append(env, "PGX_CC=ccache gcc", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G")
+		// Depend mode: on a miss ccache hashes the compiler's own -MMD
+		// output instead of running the preprocessor a second time. In
+		// the default mode a cold cache made a cold build about 40%
+		// slower than plain gcc here (a preprocessor run per file on a
+		// machine where process starts are dear); in depend mode it is
+		// within the noise. COPT is PostgreSQL's (and PGXS's) hook for
+		// extra compiler flags from the environment: -MMD only writes a
+		// .d file beside each object, the object is the same.
+		env = append(env, "PGX_CC=ccache gcc", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G",
+			"CCACHE_DEPEND=1", "COPT=-MMD")
 	} else {
 		env = append(env, "PGX_CC=gcc")
 	}
