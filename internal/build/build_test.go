@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -333,3 +334,32 @@ func editPlan(t *testing.T, root string, f func(e *catalog.PlanEntry)) {
 }
 
 var _ = time.Second
+
+// TestNoCCache: without the compiler cache the steps mount no cache and
+// call plain gcc, and every unit keeps its key (outputs are the same).
+func TestNoCCache(t *testing.T) {
+	root := testProject(t)
+	with := testBuilder(t, root, Options{}, false)
+	without := testBuilder(t, root, Options{NoCCache: true}, false)
+	if a, b := keys(with), keys(without); fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("keys changed with NoCCache:\n%v\n%v", a, b)
+	}
+	for _, tc := range []struct {
+		b    *Builder
+		want bool
+	}{{with, true}, {without, false}} {
+		p, err := tc.b.Plan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text bytes.Buffer
+		p.WriteText(&text)
+		s := text.String()
+		if got := strings.Contains(s, "/ccache rw (volume)") && strings.Contains(s, "env: PGX_CC=ccache gcc"); got != tc.want {
+			t.Errorf("NoCCache=%v: ccache in the plan = %v, want %v", tc.b.opts.NoCCache, got, tc.want)
+		}
+		if !tc.want && (!strings.Contains(s, "env: PGX_CC=gcc") || strings.Contains(s, "CCACHE_")) {
+			t.Errorf("NoCCache: the plan still sets the cache up:\n%s", s)
+		}
+	}
+}

@@ -75,6 +75,9 @@ type Options struct {
 	// <user cache>/ccache).
 	CCacheVolume string
 	CCacheDir    string
+	// NoCCache compiles with plain gcc. Outputs and stage keys are the
+	// same either way.
+	NoCCache bool
 	// PlanFile is the build plan ("" = assets/generated/extensions.build-plan.json).
 	// A missing default plan builds no extensions and says so.
 	PlanFile string
@@ -378,7 +381,7 @@ func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user 
 	_, noCCache := exec.LookPath("ccache")
 	if b.target.WASIX { // wasixcc drives its own clang; the scripts set CC
 		env = append(env, "PGX_CC="+CompilerWASIX)
-	} else if user == "" && (b.identity.Runner == RunnerDocker || noCCache == nil) {
+	} else if user == "" && !b.opts.NoCCache && (b.identity.Runner == RunnerDocker || noCCache == nil) {
 		mounts = append(mounts, b.ccacheMount())
 		// Depend mode: on a miss ccache hashes the compiler's own -MMD
 		// output instead of running the preprocessor a second time. In
