@@ -75,7 +75,14 @@ func (r *DockerRunner) Run(ctx context.Context, step Step, log io.Writer) (err e
 		}
 		host.Mounts = append(host.Mounts, mt)
 	}
-	created, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, "")
+	// The create call does not take ctx: cancelled half-way (Ctrl-C), the
+	// engine may still create the container while the call returns an
+	// error without its ID, and nothing could remove it. Creation takes
+	// milliseconds; the cancellation is honoured right after it, with the
+	// container removed by the deferred call below.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	created, err := r.cli.ContainerCreate(cctx, cfg, host, nil, nil, "")
+	ccancel()
 	if err != nil {
 		return fmt.Errorf("stage %s: create container from %s: %w", step.Stage, step.Image, err)
 	}
