@@ -384,13 +384,14 @@ func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user 
 	} else if user == "" && !b.opts.NoCCache && (b.identity.Runner == RunnerDocker || noCCache == nil) {
 		mounts = append(mounts, b.ccacheMount())
 		// Depend mode: on a miss ccache hashes the compiler's own -MMD
-		// output instead of running the preprocessor a second time. In
-		// the default mode a cold cache made a cold build about 40%
-		// slower than plain gcc here (a preprocessor run per file on a
-		// machine where process starts are dear); in depend mode it is
-		// within the noise. COPT is PostgreSQL's (and PGXS's) hook for
-		// extra compiler flags from the environment: -MMD only writes a
-		// .d file beside each object, the object is the same.
+		// output instead of running the preprocessor a second time. With
+		// a cold cache in the default mode a cold build took 36% longer
+		// than plain make here (a preprocessor run per file on a machine
+		// where process starts are dear); in depend mode filling the
+		// cache costs 7-11% (BenchmarkColdBuild, README). COPT is
+		// PostgreSQL's (and PGXS's) hook for extra compiler flags from
+		// the environment: -MMD only writes a .d file beside each object,
+		// the object is the same.
 		env = append(env, "PGX_CC=ccache gcc", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G",
 			"CCACHE_DEPEND=1", "COPT=-MMD")
 	} else {
