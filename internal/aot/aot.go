@@ -108,10 +108,6 @@ type Input struct {
 	RawPath      string
 }
 
-// compress is the one fixed encoder setting of every pgxtask artifact: the
-// same raw bytes give the same compressed bytes on every machine.
-func compress(raw []byte) ([]byte, error) { return tarzst.Compress(raw) }
-
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -161,7 +157,9 @@ func Package(dir string, id Identity, inputs []Input) (Manifest, error) {
 		if len(raw) == 0 {
 			return Manifest{}, fmt.Errorf("aot package %s: raw artifact %s is empty: wasmer compile produced nothing", in.Module, in.RawPath)
 		}
-		z, err := compress(raw)
+		// The one encoder setting of every pgxtask artifact: the same raw
+		// bytes give the same compressed bytes on every machine.
+		z, err := tarzst.Compress(raw)
 		if err != nil {
 			return Manifest{}, fmt.Errorf("aot package %s: compress: %w", in.Module, err)
 		}
