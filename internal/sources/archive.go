@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"io"
 	"io/fs"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/termui"
 )
 

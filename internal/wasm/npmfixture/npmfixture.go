@@ -13,7 +13,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
-	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"io"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/gofrs/flock"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/project"
 )
 
