@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build and install one extension (called by ext.sh with its id). The source
+# Build and install one extension (run by ext.sh's make with its id). The source
 # folder is copied into scratch space (sources are mounted read-only), built
 # with `make USE_PGXS=1`, installed with DESTDIR, and exactly the files that
 # `make install` added are moved to $PGX_OUT/<id>/, relative to the prefix.
@@ -30,7 +30,8 @@ rm -rf "$work" "$dest"
 cp -R "$src" "$work"
 (
   cd "$work"
-  make -j"$PGX_JOBS" USE_PGXS=1 PG_CONFIG="$pg_config" CC="$PGX_CC" "$@"
+  # install builds first (it depends on all); MAKEFLAGS from ext.sh's make
+  # carries the job slots.
   make USE_PGXS=1 PG_CONFIG="$pg_config" CC="$PGX_CC" DESTDIR="$dest" "$@" install
 ) >"$log" 2>&1 || {
   sed "s/^/$id: /" "$log" | tail -40 >&2
