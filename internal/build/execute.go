@@ -179,10 +179,16 @@ func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp str
 			var failed []string
 			for _, u := range stale {
 				if _, serr := os.Stat(filepath.Join(tmp, u.tmpName+".ok")); serr == nil {
-					if cerr := b.cache.commit(u, filepath.Join(tmp, u.tmpName)); cerr == nil {
+					out := filepath.Join(tmp, u.tmpName)
+					cerr := b.checkOutput(u, out)
+					if cerr == nil {
+						cerr = b.cache.commit(u, out)
+					}
+					if cerr == nil {
 						u.Cached = true
 						continue
 					}
+					fmt.Fprintf(w, "%v\n", cerr)
 				}
 				failed = append(failed, u.Name)
 			}
@@ -235,6 +241,11 @@ func (b *Builder) checkOutput(u *Unit, out string) error {
 	}
 	if _, err := os.Stat(filepath.Join(out, need)); err != nil {
 		return fmt.Errorf("%s: the step finished but %s was not installed", u.Name, need)
+	}
+	if !b.target.WASIX && (u.Name == "runtime" || u.Entry != nil) {
+		if err := checkRelocatable(out); err != nil {
+			return fmt.Errorf("%s: %w", u.Name, err)
+		}
 	}
 	if u.Name == "runtime" {
 		return b.checkMakeVars(filepath.Join(out, "lib", "postgresql", "pgxs", "src", "Makefile.global"))

@@ -43,6 +43,5 @@ stray=$(cd "$dest" && find . -mindepth 1 -maxdepth 10 \( -type f -o -type l \) |
 [ -z "$stray" ] || { echo "$id: make install wrote outside the prefix: $stray" >&2; echo "== FAILED $id" >&2; exit 1; }
 mkdir -p "$out"
 cp -a "$dest$prefix/." "$out/"
-check_relocatable "$out"
 touch "$PGX_OUT/$id.ok"
 echo "== built $id ($(find "$out" -type f | wc -l) files)"

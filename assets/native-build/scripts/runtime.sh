@@ -43,5 +43,6 @@ else
   step "make install"
   make -s install
 fi
-check_relocatable "$PGX_PREFIX"
+# pgxtask then reads the run path of every ELF file of the install (it must
+# start with $ORIGIN) before it keeps the stage.
 step "installed"

@@ -1,0 +1,74 @@
+package build
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestCheckRelocatable links real ELF files with gcc, each with the run path
+// a recipe might give it, and checks which ones the check refuses.
+func TestCheckRelocatable(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("links ELF files with the host gcc")
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Fatal("gcc is not on PATH (scripts/setup installs it)")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "x.c")
+	if err := os.WriteFile(src, []byte("int f(void) { return 1; }\nint main(void) { return 0; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fakeLibpq := filepath.Join(dir, "libpq.so.5")
+	gcc := func(out string, args ...string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("gcc", append(append([]string{"-o", out}, args...), src)...)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, b)
+		}
+	}
+	gcc(fakeLibpq, "-shared", "-fPIC", "-Wl,-soname,libpq.so.5")
+
+	good := filepath.Join(dir, "good")
+	gcc(filepath.Join(good, "bin", "postgres"), "-Wl,-rpath,$ORIGIN/../lib")
+	gcc(filepath.Join(good, "bin", "psql"), "-Wl,-rpath,$ORIGIN/../lib,-rpath,$ORIGIN/..", "-Wl,--no-as-needed", fakeLibpq)
+	gcc(filepath.Join(good, "lib", "postgresql", "plain.so"), "-shared", "-fPIC") // no run path, no libpq
+	gcc(filepath.Join(good, "lib", "libpq.so.5.15"), "-shared", "-fPIC", "-Wl,-rpath,${ORIGIN}")
+	os.WriteFile(filepath.Join(good, "bin", "pg_script"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(good, "lib", "empty.so"), nil, 0o644)
+	if err := checkRelocatable(good); err != nil {
+		t.Fatalf("a relocatable install was refused: %v", err)
+	}
+
+	bad := filepath.Join(dir, "bad")
+	gcc(filepath.Join(bad, "bin", "ok"), "-Wl,-rpath,$ORIGIN/../lib")
+	gcc(filepath.Join(bad, "bin", "abs"), "-Wl,-rpath,/usr/local/pgsql/lib")
+	gcc(filepath.Join(bad, "bin", "mixed"), "-Wl,-rpath,$ORIGIN/../lib:/opt/pgx/lib")
+	gcc(filepath.Join(bad, "lib", "postgresql", "old.so"), "-shared", "-fPIC", "-Wl,--disable-new-dtags,-rpath,/usr/lib/postgresql")
+	gcc(filepath.Join(bad, "lib", "postgresql", "dblink.so"), "-shared", "-fPIC", "-Wl,--no-as-needed", fakeLibpq)
+	err := checkRelocatable(bad)
+	if err == nil {
+		t.Fatal("an install with absolute run paths was accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`bin/abs: run path "/usr/local/pgsql/lib"`,
+		`bin/mixed: run path "$ORIGIN/../lib:/opt/pgx/lib"`,
+		`lib/postgresql/old.so: run path "/usr/lib/postgresql"`,
+		"lib/postgresql/dblink.so: links libpq.so.5 but has no run path",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not name %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "bin/ok") {
+		t.Errorf("error names a relocatable file:\n%s", msg)
+	}
+}
