@@ -383,17 +383,16 @@ func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user 
 		env = append(env, "PGX_CC="+CompilerWASIX)
 	} else if user == "" && !b.opts.NoCCache && (b.identity.Runner == RunnerDocker || noCCache == nil) {
 		mounts = append(mounts, b.ccacheMount())
-		// Depend mode: on a miss ccache hashes the compiler's own -MMD
-		// output instead of running the preprocessor a second time. With
-		// a cold cache in the default mode a cold build took 36% longer
-		// than plain make here (a preprocessor run per file on a machine
-		// where process starts are dear); in depend mode filling the
-		// cache costs 7-11% (BenchmarkColdBuild, README). COPT is
-		// PostgreSQL's (and PGXS's) hook for extra compiler flags from
-		// the environment: -MMD only writes a .d file beside each object,
-		// the object is the same.
-		env = append(env, "PGX_CC=ccache gcc", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G",
-			"CCACHE_DEPEND=1", "COPT=-MMD")
+		// The scripts put ccache in front of gcc for make only, through a
+		// link named gcc first on PATH (PGX_CCACHE=1): configure runs and
+		// records plain gcc, so pg_config and the installed Makefile.global
+		// are the same with or without the cache, and configure's hundreds
+		// of serial test compiles pay nothing for it. Depend mode: on a
+		// miss ccache hashes the compiler's own -MMD output (configure
+		// --enable-depend) instead of running the preprocessor a second
+		// time, which made a cold build 36% slower than plain make here
+		// (process starts are dear on this kind of machine).
+		env = append(env, "PGX_CC=gcc", "PGX_CCACHE=1", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G", "CCACHE_DEPEND=1")
 	} else {
 		env = append(env, "PGX_CC=gcc")
 	}

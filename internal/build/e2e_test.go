@@ -187,6 +187,37 @@ func TestE2ERelocatable(t *testing.T) {
 	}
 }
 
+// TestE2ECompilerRecord: the runtime records the plain compiler. The build
+// compiled through ccache; what configure wrote into pg_config and the
+// installed Makefile.global (which extension builds against this runtime
+// read) must not name it or the flags its depend mode needs, or a build
+// with and without the cache would give other bytes under the same key.
+func TestE2ECompilerRecord(t *testing.T) {
+	out := builtTarget(t)
+	rt := filepath.Join(out, "stage", "runtime")
+	pgc := filepath.Join(rt, "bin", "pg_config")
+	for flag, want := range map[string]string{"--cc": "gcc", "--cflags": "-O2"} {
+		b, err := exec.Command(pgc, flag).Output()
+		if err != nil {
+			t.Fatalf("pg_config %s: %v", flag, err)
+		}
+		got := strings.TrimSpace(string(b))
+		if flag == "--cc" && got != want || strings.Contains(got, "ccache") || strings.Contains(got, "-MMD") || !strings.Contains(got, want) {
+			t.Errorf("pg_config %s = %q: it records the compiler cache", flag, got)
+		}
+	}
+	mk, err := os.ReadFile(filepath.Join(rt, "lib", "postgresql", "pgxs", "src", "Makefile.global"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mk), "ccache") {
+		t.Error("the installed Makefile.global names ccache")
+	}
+	if !strings.Contains(string(mk), "\nCC = gcc\n") {
+		t.Error("the installed Makefile.global does not say CC = gcc")
+	}
+}
+
 // TestE2ESmoke: every built extension passes CREATE EXTENSION, its query, a
 // restart and a dump/restore round trip.
 func TestE2ESmoke(t *testing.T) {

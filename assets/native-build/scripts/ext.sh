@@ -12,6 +12,7 @@ set -eu
 . "$(dirname "$0")/common.sh"
 
 mkdir -p "$PGX_BUILD"
+use_ccache
 ids=$(ls "$PGX_JOBS_DIR")
 n=$(echo "$ids" | wc -w)
 step "building $n extension(s) with PGXS, $PGX_JOBS job(s)"
