@@ -110,10 +110,14 @@ func BenchmarkColdBuild(b *testing.B) {
 			}
 			return time.Since(start)
 		}
+		sample := func(name string, total *time.Duration, d time.Duration) {
+			*total += d
+			fmt.Fprintf(os.Stderr, "bench: iteration %d: %s %.1f s\n", i+1, name, d.Seconds())
+		}
 		runs := []func(){
-			func() { plain += plainMake() },
-			func() { pgx += pgxtask(false) }, // the volume is new: a cold cache
-			func() { pgxNoCache += pgxtask(true) },
+			func() { sample("plain make", &plain, plainMake()) },
+			func() { sample("pgxtask, cold cache", &pgx, pgxtask(false)) }, // the volume is new
+			func() { sample("pgxtask, no cache", &pgxNoCache, pgxtask(true)) },
 		}
 		for k := range runs {
 			runs[(i+k)%len(runs)]()
