@@ -120,16 +120,25 @@ func (b *Builder) runStage(ctx context.Context, p planned) error {
 		}
 	}
 	for _, u := range stale {
-		out := filepath.Join(tmp, u.tmpName)
-		if err := b.checkOutput(u, out); err != nil {
+		if err := b.keep(u, tmp); err != nil {
 			return fmt.Errorf("stage %s: %w", p.def.Name, err)
 		}
-		if err := b.cache.commit(u, out); err != nil {
-			return err
-		}
-		u.Cached = true
 	}
 	fmt.Fprintf(b.log, "build: %s: done in %s\n", p.def.Name, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// keep checks a unit's output in the stage's temporary folder and commits
+// it to the stage cache.
+func (b *Builder) keep(u *Unit, tmp string) error {
+	out := filepath.Join(tmp, u.tmpName)
+	if err := b.checkOutput(u, out); err != nil {
+		return err
+	}
+	if err := b.cache.commit(u, out); err != nil {
+		return err
+	}
+	u.Cached = true
 	return nil
 }
 
@@ -179,16 +188,11 @@ func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp str
 			var failed []string
 			for _, u := range stale {
 				if _, serr := os.Stat(filepath.Join(tmp, u.tmpName+".ok")); serr == nil {
-					out := filepath.Join(tmp, u.tmpName)
-					cerr := b.checkOutput(u, out)
-					if cerr == nil {
-						cerr = b.cache.commit(u, out)
-					}
-					if cerr == nil {
-						u.Cached = true
+					kerr := b.keep(u, tmp)
+					if kerr == nil {
 						continue
 					}
-					fmt.Fprintf(w, "%v\n", cerr)
+					fmt.Fprintf(w, "%v\n", kerr)
 				}
 				failed = append(failed, u.Name)
 			}

@@ -67,10 +67,7 @@ func runPathProblem(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ef.Close()
-	if ef.Section(".dynamic") == nil {
-		return "", nil // static: loads nothing
-	}
+	// A static file has no dynamic section: no run path, no libraries.
 	var paths []string
 	for _, tag := range []elf.DynTag{elf.DT_RUNPATH, elf.DT_RPATH} {
 		v, err := ef.DynString(tag)

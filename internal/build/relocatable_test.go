@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestCheckRelocatable links real ELF files with gcc, each with the run path
+// TestCheckRelocatable links real ELF files with gcc (dynamic and static), each with the run path
 // a recipe might give it, and checks which ones the check refuses.
 func TestCheckRelocatable(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -41,6 +41,7 @@ func TestCheckRelocatable(t *testing.T) {
 	gcc(filepath.Join(good, "bin", "psql"), "-Wl,-rpath,$ORIGIN/../lib,-rpath,$ORIGIN/..", "-Wl,--no-as-needed", fakeLibpq)
 	gcc(filepath.Join(good, "lib", "postgresql", "plain.so"), "-shared", "-fPIC") // no run path, no libpq
 	gcc(filepath.Join(good, "lib", "libpq.so.5.15"), "-shared", "-fPIC", "-Wl,-rpath,${ORIGIN}")
+	gcc(filepath.Join(good, "bin", "static"), "-static") // no dynamic section at all
 	os.WriteFile(filepath.Join(good, "bin", "pg_script"), []byte("#!/bin/sh\n"), 0o755)
 	os.WriteFile(filepath.Join(good, "lib", "empty.so"), nil, 0o644)
 	if err := checkRelocatable(good); err != nil {
