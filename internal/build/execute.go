@@ -317,8 +317,10 @@ func summarize(names []string) string {
 
 // stageLog writes a step's output to logs/<stage>.log and to the console:
 // every line with a "[stage] " prefix when verbose (a terminal), else only
-// the step markers ("== ...") — a quiet summary for CI. The last lines are
-// kept for error reports.
+// the step markers ("== ...") — a quiet summary for CI. On the console a
+// marker carries the time since the step started ("== make -j2 (1m12s)"),
+// so the phases of a long step can be read off the output. The last lines
+// are kept for error reports.
 type stageLog struct {
 	mu      sync.Mutex
 	file    *os.File
@@ -326,6 +328,7 @@ type stageLog struct {
 	console io.Writer
 	prefix  string
 	verbose bool
+	start   time.Time
 	partial []byte
 	last    []string
 }
@@ -335,7 +338,7 @@ func (b *Builder) stageWriter(stage string) *stageLog {
 	_ = os.MkdirAll(dir, 0o755)
 	p := filepath.Join(dir, strings.ReplaceAll(stage, "/", "-")+".log")
 	f, _ := os.Create(p)
-	return &stageLog{file: f, path: p, console: b.log, prefix: "[" + stage + "] ", verbose: b.verbose}
+	return &stageLog{file: f, path: p, console: b.log, prefix: "[" + stage + "] ", verbose: b.verbose, start: time.Now()}
 }
 
 func (l *stageLog) Write(p []byte) (int, error) {
@@ -361,7 +364,16 @@ func (l *stageLog) line(s string) {
 	if len(l.last) > 60 {
 		l.last = l.last[len(l.last)-60:]
 	}
-	if l.verbose || strings.HasPrefix(s, "== ") {
+	switch {
+	case strings.HasPrefix(s, "== "):
+		d := time.Since(l.start)
+		if d < 10*time.Second {
+			d = d.Round(100 * time.Millisecond)
+		} else {
+			d = d.Round(time.Second)
+		}
+		fmt.Fprintf(l.console, "%s%s (%s)\n", l.prefix, s, d)
+	case l.verbose:
 		fmt.Fprintf(l.console, "%s%s\n", l.prefix, s)
 	}
 }

@@ -205,3 +205,36 @@ func TestCacheJudgedUnderLock(t *testing.T) {
 		t.Fatalf("the second build ran %v after the first completed them", ran)
 	}
 }
+
+// TestStageLogMarkers: the console shows the step markers with the time since
+// the step started, and the other lines only when verbose; the log file gets
+// every line as the step wrote it.
+func TestStageLogMarkers(t *testing.T) {
+	for _, verbose := range []bool{false, true} {
+		var console strings.Builder
+		f, err := os.Create(filepath.Join(t.TempDir(), "x.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := &stageLog{file: f, path: f.Name(), console: &console, prefix: "[runtime] ", verbose: verbose,
+			start: time.Now().Add(-72 * time.Second)}
+		l.Write([]byte("== configure\ncc -c a.c\n== make -"))
+		l.Write([]byte("j2\nlast line without newline"))
+		l.Close()
+		want := "[runtime] == configure (1m12s)\n"
+		if verbose {
+			want += "[runtime] cc -c a.c\n"
+		}
+		want += "[runtime] == make -j2 (1m12s)\n"
+		if verbose {
+			want += "[runtime] last line without newline\n"
+		}
+		if got := console.String(); got != want {
+			t.Errorf("verbose=%v: console:\n%s\nwant:\n%s", verbose, got, want)
+		}
+		data, _ := os.ReadFile(f.Name())
+		if string(data) != "== configure\ncc -c a.c\n== make -j2\nlast line without newline" {
+			t.Errorf("log file: %q", data)
+		}
+	}
+}

@@ -39,7 +39,29 @@ use_ccache
 step "make -j$PGX_JOBS"
 make -s -j"$PGX_JOBS"
 
-if [ "$PGX_STRIP" = 1 ]; then
+install_bin=$(sed -n 's/^install_bin = //p' src/Makefile.global)
+if [ "$PGX_STRIP" = 1 ] && $install_bin --version 2>/dev/null | grep -q 'GNU coreutils'; then
+  # What `make install-strip` does (strip programs with $(STRIP), static and
+  # shared libraries with $(STRIP_STATIC_LIB) and $(STRIP_SHARED_LIB)),
+  # through the install program configure found (GNU install, which takes
+  # --strip-program) instead of install-sh, which install-strip forces on
+  # every installed file, one shell each: 11-14 s against 9 s here, and the
+  # same bytes. Other install programs (the host runner on darwin) take
+  # install-strip.
+  step "make install (stripped)"
+  mkdir -p .strip
+  for v in STRIP STRIP_STATIC_LIB STRIP_SHARED_LIB; do
+    cmd=$(sed -n "s/^$v[[:space:]]*=[[:space:]]*//p" src/Makefile.global)
+    [ -n "$cmd" ] || die "src/Makefile.global sets no $v"
+    printf '#!/bin/sh\nexec %s "$@"\n' "$cmd" >".strip/$v"
+    chmod +x ".strip/$v"
+  done
+  s=$PGX_BUILD/.strip
+  make -s install \
+    INSTALL_PROGRAM="\$(INSTALL) -s --strip-program=$s/STRIP" \
+    INSTALL_STLIB="\$(INSTALL_DATA) -s --strip-program=$s/STRIP_STATIC_LIB" \
+    INSTALL_SHLIB="\$(INSTALL) \$(INSTALL_SHLIB_OPTS) -s --strip-program=$s/STRIP_SHARED_LIB"
+elif [ "$PGX_STRIP" = 1 ]; then
   step "make install-strip"
   make -s install-strip
 else
