@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -70,6 +71,7 @@ func BenchmarkColdBuild(b *testing.B) {
 	l := benchLayout(b)
 	ctx := context.Background()
 	var plain, pgx, pgxNoCache time.Duration
+	samples := map[string][]float64{}
 	for i := 0; i < b.N; i++ {
 		vol := fmt.Sprintf("pgxtask-bench-ccache-%d-%d", os.Getpid(), i)
 		root := b.TempDir()
@@ -112,6 +114,7 @@ func BenchmarkColdBuild(b *testing.B) {
 		}
 		sample := func(name string, total *time.Duration, d time.Duration) {
 			*total += d
+			samples[name] = append(samples[name], d.Seconds())
 			fmt.Fprintf(os.Stderr, "bench: iteration %d: %s %.1f s\n", i+1, name, d.Seconds())
 		}
 		runs := []func(){
@@ -126,9 +129,27 @@ func BenchmarkColdBuild(b *testing.B) {
 		os.RemoveAll(filepath.Join(root, "stage"))
 		bl.Close()
 	}
+	// Medians next to the means: one slow stretch of the machine moves a
+	// mean of three samples by several percent.
+	for _, name := range []string{"pgxtask, cold cache", "pgxtask, no cache"} {
+		fmt.Fprintf(os.Stderr, "bench: %d iteration(s): %s: median %.1f s against plain make %.1f s (%+.1f%%)\n",
+			b.N, name, median(samples[name]), median(samples["plain make"]), 100*(median(samples[name])/median(samples["plain make"])-1))
+	}
 	b.ReportMetric(plain.Seconds()/float64(b.N), "plain-make-s/op")
 	b.ReportMetric(pgx.Seconds()/float64(b.N), "pgxtask-s/op")
 	b.ReportMetric(100*(pgx.Seconds()/plain.Seconds()-1), "overhead-%")
 	b.ReportMetric(pgxNoCache.Seconds()/float64(b.N), "pgxtask-no-ccache-s/op")
 	b.ReportMetric(100*(pgxNoCache.Seconds()/plain.Seconds()-1), "overhead-no-ccache-%")
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
