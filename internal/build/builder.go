@@ -388,10 +388,11 @@ func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user 
 		// records plain gcc, so pg_config and the installed Makefile.global
 		// are the same with or without the cache, and configure's hundreds
 		// of serial test compiles pay nothing for it. Depend mode: on a
-		// miss ccache hashes the compiler's own -MMD output (configure
-		// --enable-depend) instead of running the preprocessor a second
-		// time, which made a cold build 36% slower than plain make here
-		// (process starts are dear on this kind of machine).
+		// miss ccache hashes the compiler's own -MMD output (make
+		// TARGET_ARCH=-MMD, see common.sh) instead of running the
+		// preprocessor a second time, which made a cold build 36% slower
+		// than plain make here (process starts are dear on this kind of
+		// machine).
 		env = append(env, "PGX_CC=gcc", "PGX_CCACHE=1", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G", "CCACHE_DEPEND=1")
 	} else {
 		env = append(env, "PGX_CC=gcc")

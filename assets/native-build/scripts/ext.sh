@@ -24,4 +24,5 @@ mk="$PGX_BUILD/extensions.mk"
 } >"$mk"
 # -k: every extension is still built when another fails; make exits non-zero.
 # (Not -s: it would pass to every extension's make and empty its log.)
-make -k -j"$PGX_JOBS" -f "$mk"
+# $ccache_make (see use_ccache) reaches every extension's make through MAKEFLAGS.
+make -k -j"$PGX_JOBS" -f "$mk" ${ccache_make:+"$ccache_make"}

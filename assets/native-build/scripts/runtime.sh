@@ -22,13 +22,12 @@ cd "$PGX_BUILD"
 # modules in lib/postgresql/ find lib/ through $ORIGIN/.. . configure writes
 # LDFLAGS into Makefile.global, where make turns \$$ into \$ and the shell of
 # each link command into a literal $ORIGIN. --disable-rpath drops the
-# absolute rpath configure would add. --enable-depend makes every compile
-# write its dependencies (-MMD), which ccache's depend mode reads.
+# absolute rpath configure would add.
 rpath='-Wl,-rpath,\$$ORIGIN/../lib,-rpath,\$$ORIGIN/..'
 
 step "configure"
 # shellcheck disable=SC2086
-"$PGX_SRC/configure" --prefix="$PGX_PREFIX" --disable-rpath --enable-depend \
+"$PGX_SRC/configure" --prefix="$PGX_PREFIX" --disable-rpath \
   --with-openssl --with-libxml --with-libxslt --with-icu --with-uuid=e2fs \
   --with-lz4 --with-zstd --with-readline \
   $PGX_CONFIGURE \
@@ -37,7 +36,7 @@ step "configure"
 
 use_ccache
 step "make -j$PGX_JOBS"
-make -s -j"$PGX_JOBS"
+make -s -j"$PGX_JOBS" ${ccache_make:+"$ccache_make"}
 
 install_bin=$(sed -n 's/^install_bin = //p' src/Makefile.global)
 if [ "$PGX_STRIP" = 1 ] && $install_bin --version 2>/dev/null | grep -q 'GNU coreutils'; then
