@@ -70,8 +70,8 @@ func BenchmarkColdBuild(b *testing.B) {
 	}
 	l := benchLayout(b)
 	ctx := context.Background()
-	var plain, pgx, pgxNoCache time.Duration
-	samples := map[string][]float64{}
+	const plain, cold, noCache = "plain make", "pgxtask, cold cache", "pgxtask, no cache"
+	samples := map[string][]float64{} // seconds, per build, in iteration order
 	for i := 0; i < b.N; i++ {
 		vol := fmt.Sprintf("pgxtask-bench-ccache-%d-%d", os.Getpid(), i)
 		root := b.TempDir()
@@ -112,15 +112,14 @@ func BenchmarkColdBuild(b *testing.B) {
 			}
 			return time.Since(start)
 		}
-		sample := func(name string, total *time.Duration, d time.Duration) {
-			*total += d
+		sample := func(name string, d time.Duration) {
 			samples[name] = append(samples[name], d.Seconds())
 			fmt.Fprintf(os.Stderr, "bench: iteration %d: %s %.1f s\n", i+1, name, d.Seconds())
 		}
 		runs := []func(){
-			func() { sample("plain make", &plain, plainMake()) },
-			func() { sample("pgxtask, cold cache", &pgx, pgxtask(false)) }, // the volume is new
-			func() { sample("pgxtask, no cache", &pgxNoCache, pgxtask(true)) },
+			func() { sample(plain, plainMake()) },
+			func() { sample(cold, pgxtask(false)) }, // the volume is new
+			func() { sample(noCache, pgxtask(true)) },
 		}
 		for k := range runs {
 			runs[(i+k)%len(runs)]()
@@ -131,23 +130,28 @@ func BenchmarkColdBuild(b *testing.B) {
 	}
 	// Medians next to the means: one slow stretch of the machine moves a
 	// mean of three samples by several percent.
-	for _, name := range []string{"pgxtask, cold cache", "pgxtask, no cache"} {
+	for _, name := range []string{cold, noCache} {
 		fmt.Fprintf(os.Stderr, "bench: %d iteration(s): %s: median %.1f s against plain make %.1f s (%+.1f%%)\n",
-			b.N, name, median(samples[name]), median(samples["plain make"]), 100*(median(samples[name])/median(samples["plain make"])-1))
+			b.N, name, median(samples[name]), median(samples[plain]), 100*(median(samples[name])/median(samples[plain])-1))
 	}
-	b.ReportMetric(plain.Seconds()/float64(b.N), "plain-make-s/op")
-	b.ReportMetric(pgx.Seconds()/float64(b.N), "pgxtask-s/op")
-	b.ReportMetric(100*(pgx.Seconds()/plain.Seconds()-1), "overhead-%")
-	b.ReportMetric(pgxNoCache.Seconds()/float64(b.N), "pgxtask-no-ccache-s/op")
-	b.ReportMetric(100*(pgxNoCache.Seconds()/plain.Seconds()-1), "overhead-no-ccache-%")
+	b.ReportMetric(mean(samples[plain]), "plain-make-s/op")
+	b.ReportMetric(mean(samples[cold]), "pgxtask-s/op")
+	b.ReportMetric(100*(mean(samples[cold])/mean(samples[plain])-1), "overhead-%")
+	b.ReportMetric(mean(samples[noCache]), "pgxtask-no-ccache-s/op")
+	b.ReportMetric(100*(mean(samples[noCache])/mean(samples[plain])-1), "overhead-no-ccache-%")
+}
+
+func mean(xs []float64) float64 {
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
 }
 
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
-	if len(s) == 0 {
-		return 0
-	}
 	if len(s)%2 == 1 {
 		return s[len(s)/2]
 	}
