@@ -13,6 +13,14 @@ set -eu
 
 mkdir -p "$PGX_BUILD"
 use_ccache
+# pg_config's answers that every extension needs, asked once here rather
+# than once per extension (a process start costs ~3.5 ms on the build
+# machines; PGXS itself runs pg_config 11 times per extension).
+pg_config="$PGX_PREFIX/bin/pg_config"
+bindir=$("$pg_config" --bindir) || die "$pg_config does not run"
+PGX_EXT_PREFIX=${bindir%/*}
+PGX_EXT_CPPFLAGS=$("$pg_config" --cppflags)
+export PGX_EXT_PREFIX PGX_EXT_CPPFLAGS
 ids=$(ls "$PGX_JOBS_DIR")
 n=$(echo "$ids" | wc -w)
 step "building $n extension(s) with PGXS, $PGX_JOBS job(s)"
