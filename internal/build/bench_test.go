@@ -60,10 +60,13 @@ func BenchmarkNoopRebuild(b *testing.B) {
 // pgxtask build without the compiler cache (the difference is what filling
 // the cache costs). Target: orchestration overhead at most 10%.
 //
-// The same work varies by about 10% from run to run on a small VM, so run
-// several iterations (-benchtime 3x): each runs the three builds in a
-// rotated order, so that a slow stretch of the machine does not always fall
-// on the same one. Minutes per iteration: set PGXTASK_BENCH_COLD=1.
+// The same work varies by 10-20% over minutes on a small VM, so run
+// several iterations: each runs the three builds in a rotated order, so
+// that a slow stretch of the machine does not always fall on the same one.
+// The rotation continues across invocations, so `-benchtime 1x -count 3`
+// gives three iterations in three orders (-benchtime 3x runs a fourth, a
+// first b.N=1 round, before the three it reports). Every sample is printed
+// as it is taken. Minutes per iteration: set PGXTASK_BENCH_COLD=1.
 func BenchmarkColdBuild(b *testing.B) {
 	if os.Getenv("PGXTASK_BENCH_COLD") != "1" {
 		b.Skip("set PGXTASK_BENCH_COLD=1 (several minutes per iteration)")
@@ -73,7 +76,7 @@ func BenchmarkColdBuild(b *testing.B) {
 	const plain, cold, noCache = "plain make", "pgxtask, cold cache", "pgxtask, no cache"
 	samples := map[string][]float64{} // seconds, per build, in iteration order
 	for i := 0; i < b.N; i++ {
-		vol := fmt.Sprintf("pgxtask-bench-ccache-%d-%d", os.Getpid(), i)
+		vol := fmt.Sprintf("pgxtask-bench-ccache-%d-%d", os.Getpid(), coldBuildIterations) // new: the cold build starts empty
 		root := b.TempDir()
 		bl, err := build.New(ctx, build.Options{Layout: l, Target: "linux-amd64", Runner: build.RunnerDocker,
 			Jobs: 2, OutputRoot: root, CCacheVolume: vol, Log: os.Stderr})
@@ -114,7 +117,7 @@ func BenchmarkColdBuild(b *testing.B) {
 		}
 		sample := func(name string, d time.Duration) {
 			samples[name] = append(samples[name], d.Seconds())
-			fmt.Fprintf(os.Stderr, "bench: iteration %d: %s %.1f s\n", i+1, name, d.Seconds())
+			fmt.Fprintf(os.Stderr, "bench: iteration %d: %s %.1f s\n", coldBuildIterations+1, name, d.Seconds())
 		}
 		runs := []func(){
 			func() { sample(plain, plainMake()) },
@@ -122,9 +125,12 @@ func BenchmarkColdBuild(b *testing.B) {
 			func() { sample(noCache, pgxtask(true)) },
 		}
 		for k := range runs {
-			runs[(i+k)%len(runs)]()
+			runs[(coldBuildIterations+k)%len(runs)]()
 		}
-		d.Client().VolumeRemove(context.Background(), vol, true)
+		coldBuildIterations++
+		if err := d.Client().VolumeRemove(context.Background(), vol, true); err != nil {
+			b.Logf("removing the compiler cache volume %s: %v", vol, err)
+		}
 		os.RemoveAll(filepath.Join(root, "stage"))
 		bl.Close()
 	}
@@ -140,6 +146,10 @@ func BenchmarkColdBuild(b *testing.B) {
 	b.ReportMetric(mean(samples[noCache]), "pgxtask-no-ccache-s/op")
 	b.ReportMetric(100*(mean(samples[noCache])/mean(samples[plain])-1), "overhead-no-ccache-%")
 }
+
+// coldBuildIterations counts BenchmarkColdBuild's iterations in this
+// process: the rotation of the three builds goes on across invocations.
+var coldBuildIterations int
 
 func mean(xs []float64) float64 {
 	sum := 0.0
