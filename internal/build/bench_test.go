@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/perf"
 	"github.com/pglite-oxide/pgxtask/internal/project"
 )
 
@@ -72,9 +74,12 @@ func BenchmarkColdBuild(b *testing.B) {
 		b.Skip("set PGXTASK_BENCH_COLD=1 (several minutes per iteration)")
 	}
 	l := benchLayout(b)
-	ctx := context.Background()
+	// Ctrl-C cancels the running step, and the docker runner removes its
+	// container, as it does for the CLI.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
 	const plain, cold, noCache = "plain make", "pgxtask, cold cache", "pgxtask, no cache"
-	samples := map[string][]float64{} // seconds, per build, in iteration order
+	samples := map[string][]time.Duration{} // per build, in iteration order
 	for i := 0; i < b.N; i++ {
 		vol := fmt.Sprintf("pgxtask-bench-ccache-%d-%d", os.Getpid(), coldBuildIterations) // new: the cold build starts empty
 		root := b.TempDir()
@@ -87,6 +92,12 @@ func BenchmarkColdBuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// Removed at the end, also when a build fails or is interrupted.
+		b.Cleanup(func() {
+			if err := d.Client().VolumeRemove(context.Background(), vol, true); err != nil && !client.IsErrNotFound(err) {
+				b.Logf("removing the compiler cache volume %s: %v", vol, err)
+			}
+		})
 		plainMake := func() time.Duration {
 			start := time.Now()
 			err := d.Run(ctx, build.Step{
@@ -116,7 +127,7 @@ func BenchmarkColdBuild(b *testing.B) {
 			return time.Since(start)
 		}
 		sample := func(name string, d time.Duration) {
-			samples[name] = append(samples[name], d.Seconds())
+			samples[name] = append(samples[name], d)
 			fmt.Fprintf(os.Stderr, "bench: iteration %d: %s %.1f s\n", coldBuildIterations+1, name, d.Seconds())
 		}
 		runs := []func(){
@@ -128,42 +139,26 @@ func BenchmarkColdBuild(b *testing.B) {
 			runs[(coldBuildIterations+k)%len(runs)]()
 		}
 		coldBuildIterations++
-		if err := d.Client().VolumeRemove(context.Background(), vol, true); err != nil {
-			b.Logf("removing the compiler cache volume %s: %v", vol, err)
-		}
 		os.RemoveAll(filepath.Join(root, "stage"))
 		bl.Close()
 	}
 	// Medians next to the means: one slow stretch of the machine moves a
 	// mean of three samples by several percent.
+	st := map[string]perf.Stats{}
+	for name, ds := range samples {
+		st[name] = perf.Summarize(ds)
+	}
 	for _, name := range []string{cold, noCache} {
 		fmt.Fprintf(os.Stderr, "bench: %d iteration(s): %s: median %.1f s against plain make %.1f s (%+.1f%%)\n",
-			b.N, name, median(samples[name]), median(samples[plain]), 100*(median(samples[name])/median(samples[plain])-1))
+			b.N, name, st[name].P50Micros/1e6, st[plain].P50Micros/1e6, 100*(st[name].P50Micros/st[plain].P50Micros-1))
 	}
-	b.ReportMetric(mean(samples[plain]), "plain-make-s/op")
-	b.ReportMetric(mean(samples[cold]), "pgxtask-s/op")
-	b.ReportMetric(100*(mean(samples[cold])/mean(samples[plain])-1), "overhead-%")
-	b.ReportMetric(mean(samples[noCache]), "pgxtask-no-ccache-s/op")
-	b.ReportMetric(100*(mean(samples[noCache])/mean(samples[plain])-1), "overhead-no-ccache-%")
+	b.ReportMetric(st[plain].AverageMicros/1e6, "plain-make-s/op")
+	b.ReportMetric(st[cold].AverageMicros/1e6, "pgxtask-s/op")
+	b.ReportMetric(100*(st[cold].AverageMicros/st[plain].AverageMicros-1), "overhead-%")
+	b.ReportMetric(st[noCache].AverageMicros/1e6, "pgxtask-no-ccache-s/op")
+	b.ReportMetric(100*(st[noCache].AverageMicros/st[plain].AverageMicros-1), "overhead-no-ccache-%")
 }
 
 // coldBuildIterations counts BenchmarkColdBuild's iterations in this
 // process: the rotation of the three builds goes on across invocations.
 var coldBuildIterations int
-
-func mean(xs []float64) float64 {
-	sum := 0.0
-	for _, x := range xs {
-		sum += x
-	}
-	return sum / float64(len(xs))
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
