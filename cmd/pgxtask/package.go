@@ -361,7 +361,7 @@ func init() {
 		Name:  "reproduce",
 		Usage: "build and package a target twice from clean stage caches and compare every artifact byte for byte",
 		Description: "Builds the target into target/pgxtask/<target>/reproduce/run-1 and run-2, each starting\n" +
-			"with an empty stage cache (the compiler cache is shared; it does not change outputs),\n" +
+			"with an empty stage cache and without the compiler cache (every compile runs again),\n" +
 			"packages both, and compares every file of the two dists. A difference names the\n" +
 			"artifact and the first differing entry inside it (path, header field or content offset)\n" +
 			"and exits 1; the two runs are then kept for inspection. With --against DIR, one fresh\n" +
@@ -410,6 +410,9 @@ func assetsReproduce(c *cli.Context) error {
 		runs = append(runs, root)
 		start := time.Now()
 		fmt.Fprintf(c.App.ErrWriter, "reproduce: build %d into %s (empty stage cache)\n", i, projectRel(l.Root, root))
+		// No compiler cache (Options.CCache is false): a cache hit would
+		// copy the first build's objects and hide a compiler that is not
+		// deterministic.
 		b, err := build.New(c.Context, build.Options{
 			Layout: l, Target: target, Profile: c.String("profile"), Runner: c.String("runner"),
 			Jobs: c.Int("jobs"), BaseImage: c.String("base-image"), OutputRoot: root, Log: c.App.ErrWriter,

@@ -335,19 +335,20 @@ func editPlan(t *testing.T, root string, f func(e *catalog.PlanEntry)) {
 
 var _ = time.Second
 
-// TestNoCCache: without the compiler cache the steps mount no cache and
-// call plain gcc, and every unit keeps its key (outputs are the same).
-func TestNoCCache(t *testing.T) {
+// TestCCacheOptIn: by default the steps mount no compiler cache and call
+// plain gcc; with CCache they mount the cache volume and set it up; every
+// unit keeps its key either way (the outputs are the same).
+func TestCCacheOptIn(t *testing.T) {
 	root := testProject(t)
-	with := testBuilder(t, root, Options{}, false)
-	without := testBuilder(t, root, Options{NoCCache: true}, false)
-	if a, b := keys(with), keys(without); fmt.Sprint(a) != fmt.Sprint(b) {
-		t.Fatalf("keys changed with NoCCache:\n%v\n%v", a, b)
+	without := testBuilder(t, root, Options{}, false)
+	with := testBuilder(t, root, Options{CCache: true}, false)
+	if a, b := keys(without), keys(with); fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("keys changed with CCache:\n%v\n%v", a, b)
 	}
 	for _, tc := range []struct {
 		b    *Builder
 		want bool
-	}{{with, true}, {without, false}} {
+	}{{without, false}, {with, true}} {
 		p, err := tc.b.Plan()
 		if err != nil {
 			t.Fatal(err)
@@ -356,10 +357,22 @@ func TestNoCCache(t *testing.T) {
 		p.WriteText(&text)
 		s := text.String()
 		if got := strings.Contains(s, "/ccache rw (volume)") && strings.Contains(s, "env: PGX_CCACHE=1"); got != tc.want {
-			t.Errorf("NoCCache=%v: ccache in the plan = %v, want %v", tc.b.opts.NoCCache, got, tc.want)
+			t.Errorf("CCache=%v: ccache in the plan = %v, want %v", tc.b.opts.CCache, got, tc.want)
 		}
 		if !tc.want && (!strings.Contains(s, "env: PGX_CC=gcc") || strings.Contains(s, "CCACHE_")) {
-			t.Errorf("NoCCache: the plan still sets the cache up:\n%s", s)
+			t.Errorf("default options: the plan sets the compiler cache up:\n%s", s)
 		}
+	}
+}
+
+// TestCCacheHostMissing: --ccache with the host runner and no ccache on PATH
+// is an error that says so, not a build that quietly goes without it.
+func TestCCacheHostMissing(t *testing.T) {
+	root := testProject(t)
+	t.Setenv("PATH", t.TempDir())
+	_, err := New(context.Background(), Options{Layout: project.Layout{Root: root}, Target: "linux-amd64",
+		Runner: RunnerHost, CCache: true})
+	if err == nil || !strings.Contains(err.Error(), "--ccache") || !strings.Contains(err.Error(), "ccache is not on PATH") {
+		t.Fatalf("New with CCache and no ccache on PATH: %v", err)
 	}
 }

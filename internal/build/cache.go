@@ -35,6 +35,10 @@ type unitRecord struct {
 	Name          string `json:"name"`
 	Key           string `json:"key"`
 	Dir           string `json:"dir"`
+	// CompilerCache is the compiler cache the unit's make went through
+	// (docker volume or host folder; empty without --ccache). Not part of
+	// the key: the outputs are the same either way.
+	CompilerCache string `json:"compiler-cache,omitempty"`
 }
 
 func (c stageCache) recordPath(name string) string {
@@ -72,7 +76,7 @@ func (c stageCache) commit(u *Unit, out string) error {
 	if err := os.Rename(out, dest); err != nil {
 		return fmt.Errorf("commit %s: %w", u.Name, err)
 	}
-	data, err := json.MarshalIndent(unitRecord{FormatVersion: 1, Name: u.Name, Key: u.Key, Dir: u.Dir}, "", "  ")
+	data, err := json.MarshalIndent(unitRecord{FormatVersion: 1, Name: u.Name, Key: u.Key, Dir: u.Dir, CompilerCache: u.compilerCache}, "", "  ")
 	if err != nil {
 		return err
 	}

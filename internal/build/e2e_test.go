@@ -39,7 +39,8 @@ func builtTarget(t *testing.T) string {
 	}
 	defer lk.Unlock()
 	e2e.MustRun(t, "sources", "fetch", "--target", target)
-	res := e2e.MustRun(t, "assets", "build", "--target", target, "--runner", "docker", "--execute")
+	// --ccache as e2e.Dist builds (the same stage cache either way).
+	res := e2e.MustRun(t, "assets", "build", "--target", target, "--runner", "docker", "--execute", "--ccache")
 	t.Logf("assets build: %s\n%s", res.Elapsed, res.Stderr)
 	return l.TargetDir(target)
 }
@@ -188,12 +189,25 @@ func TestE2ERelocatable(t *testing.T) {
 }
 
 // TestE2ECompilerRecord: the runtime records the plain compiler. The build
-// compiled through ccache; what configure wrote into pg_config and the
+// compiled through ccache (--ccache); what configure wrote into pg_config and the
 // installed Makefile.global (which extension builds against this runtime
 // read) must not name it or the flags its depend mode needs, or a build
 // with and without the cache would give other bytes under the same key.
 func TestE2ECompilerRecord(t *testing.T) {
 	out := builtTarget(t)
+	// The runtime's completion record names the cache its make went
+	// through; without it this test would check a build without the cache.
+	var rec struct {
+		CompilerCache string `json:"compiler-cache"`
+	}
+	if data, err := os.ReadFile(filepath.Join(out, "stage", ".records", "runtime.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.CompilerCache != build.DefaultCCacheVolume {
+		t.Fatalf("the runtime was built with compiler cache %q, want %s (built without --ccache?)", rec.CompilerCache, build.DefaultCCacheVolume)
+	}
 	rt := filepath.Join(out, "stage", "runtime")
 	pgc := filepath.Join(rt, "bin", "pg_config")
 	pgConfig := func(flag string) string {

@@ -174,6 +174,13 @@ func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp str
 	if err != nil {
 		return err
 	}
+	for _, m := range step.Mounts {
+		if m.Target == CCacheMount {
+			for _, u := range stale {
+				u.compilerCache = m.Source
+			}
+		}
+	}
 	w := b.stageWriter(p.def.Name)
 	defer w.Close()
 	err = b.runner.Run(ctx, step, w)

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -94,12 +95,22 @@ func TestExecuteHostRunner(t *testing.T) {
 			e.MakeArgs = append(e.MakeArgs, "EXTRA=1")
 		}
 	})
-	b = testBuilder(t, root, Options{}, true)
+	// With the compiler cache this time: its record says so, the others
+	// were built without it and keep their records.
+	b = testBuilder(t, root, Options{CCache: true}, true)
 	if _, err := b.Execute(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if ran := counts(t); strings.Join(ran, " ") != "ext/vector" {
 		t.Fatalf("after changing vector's plan entry ran %v, want only ext/vector", ran)
+	}
+	for name, want := range map[string]string{"ext/vector": filepath.Join(root, "ccache"), "runtime": ""} {
+		var r unitRecord
+		if data, err := os.ReadFile(b.cache.recordPath(name)); err != nil {
+			t.Error(err)
+		} else if err := json.Unmarshal(data, &r); err != nil || r.CompilerCache != want {
+			t.Errorf("%s record: compiler-cache %q (%v), want %q", name, r.CompilerCache, err, want)
+		}
 	}
 }
 

@@ -69,6 +69,9 @@ type Unit struct {
 	Sources []string `json:"sources,omitempty"`
 	// tmpName is the unit's folder name inside the step's temp root.
 	tmpName string
+	// compilerCache is the compiler cache mounted for the unit's step, for
+	// its completion record.
+	compilerCache string
 }
 
 // keyInputs is everything a stage key covers. Fields that do not apply stay

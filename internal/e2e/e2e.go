@@ -159,7 +159,10 @@ func Dist(t testing.TB, target string) string {
 	defer lk.Unlock()
 	steps := [][]string{
 		{"sources", "fetch", "--target", target},
-		{"assets", "build", "--target", target, "--execute"},
+		// Through the compiler cache: TestE2ECompilerRecord checks what it
+		// leaves in the runtime, and TestE2EReproduce compares this build
+		// with one made without it.
+		{"assets", "build", "--target", target, "--execute", "--ccache"},
 		{"assets", "package", "--target", target},
 	}
 	for _, args := range steps {

@@ -171,11 +171,25 @@ func TestE2ECheckNamesTamperedArtifact(t *testing.T) {
 }
 
 // TestE2EReproduce builds the target once more from an empty stage cache
-// and requires its packaged dist to equal the shared one byte for byte.
+// and without the compiler cache, and requires its packaged dist to equal
+// the shared one byte for byte. The shared one was compiled through the
+// cache (e2e.Dist passes --ccache), so this also shows that the cache
+// changes no byte.
 func TestE2EReproduce(t *testing.T) {
 	d := e2e.Dist(t, e2eTarget)
-	res := e2e.MustRun(t, "assets", "reproduce", "--target", e2eTarget, "--against", d)
+	run := filepath.Join(e2e.Layout(t).TargetDir(e2eTarget), "reproduce", "run-1")
+	t.Cleanup(func() { os.RemoveAll(run) })
+	res := e2e.MustRun(t, "assets", "reproduce", "--target", e2eTarget, "--against", d, "--keep")
 	if !strings.Contains(res.Stdout, "reproducible") {
 		t.Fatalf("assets reproduce said:\n%s\n%s", res.Stdout, res.Stderr)
+	}
+	for _, name := range []string{"runtime", "ext--cube", "ext--vector"} {
+		data, err := os.ReadFile(filepath.Join(run, "stage", ".records", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "compiler-cache") {
+			t.Errorf("the reproduce build's %s went through a compiler cache:\n%s", name, data)
+		}
 	}
 }
