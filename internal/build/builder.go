@@ -136,7 +136,7 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 	}
 	if opts.CCache && !b.target.WASIX && b.runner.Name() == RunnerHost {
 		if _, err := exec.LookPath("ccache"); err != nil {
-			return nil, errors.New("--ccache with the host runner: ccache is not on PATH (install it, e.g. apt-get install ccache, or build without --ccache)")
+			return nil, errors.New("--ccache (or PGXTASK_CCACHE=1) with the host runner: ccache is not on PATH (install it, e.g. apt-get install ccache, or build without the compiler cache)")
 		}
 	}
 	if err := b.resolveIdentity(ctx, false); err != nil {
