@@ -387,7 +387,18 @@ func (b *Builder) runtimeMount() Mount {
 // and its cache.
 func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user string) Step {
 	jobs := b.jobs()
-	env = append(env, fmt.Sprintf("PGX_JOBS=%d", jobs), "LC_ALL=C.UTF-8", "LANG=C.UTF-8")
+	// Build steps run in the C locale: tools behave bytewise whatever the
+	// locale of the machine (the host runner passes its environment on),
+	// and no process start loads locale files (with C.UTF-8, a compile of
+	// src/backend/utils/adt took 28.4 s against 27.6 s, four pairs; the
+	// stages came out identical). initdb keeps the UTF-8 locale of its
+	// template, and the WASIX steps keep it too: their toolchain never ran
+	// here, so nothing showed that it is indifferent to the locale.
+	loc := "C"
+	if stage == "pgdata-template" || b.target.WASIX {
+		loc = "C.UTF-8"
+	}
+	env = append(env, fmt.Sprintf("PGX_JOBS=%d", jobs), "LC_ALL="+loc, "LANG="+loc)
 	if b.target.WASIX { // wasixcc drives its own clang; the scripts set CC
 		env = append(env, "PGX_CC="+CompilerWASIX)
 	} else if user == "" && b.opts.CCache {
