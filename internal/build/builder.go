@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -387,18 +388,22 @@ func (b *Builder) runtimeMount() Mount {
 // and its cache.
 func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user string) Step {
 	jobs := b.jobs()
-	// Build steps run in the C locale: tools behave bytewise whatever the
-	// locale of the machine (the host runner passes its environment on),
-	// and no process start loads locale files (with C.UTF-8, a compile of
-	// src/backend/utils/adt took 28.4 s against 27.6 s, four pairs; the
-	// stages came out identical). initdb keeps the UTF-8 locale of its
-	// template, and the WASIX steps keep it too: their toolchain never ran
-	// here, so nothing showed that it is indifferent to the locale.
-	loc := "C"
-	if stage == "pgdata-template" || b.target.WASIX {
-		loc = "C.UTF-8"
+	// Build steps run in the C locale unless the step sets its own (the
+	// template's initdb: its init profile's locale): tools behave bytewise
+	// whatever the locale of the machine (the host runner passes its
+	// environment on), and no process start loads locale files (with
+	// C.UTF-8, a compile of src/backend/utils/adt took 28.4 s against 27.6
+	// s, four pairs; the stages came out identical). The WASIX steps keep
+	// C.UTF-8: their toolchain never ran here, so nothing showed that it is
+	// indifferent to the locale.
+	env = append(env, fmt.Sprintf("PGX_JOBS=%d", jobs))
+	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "LC_ALL=") }) {
+		loc := "C"
+		if b.target.WASIX {
+			loc = "C.UTF-8"
+		}
+		env = append(env, "LC_ALL="+loc, "LANG="+loc)
 	}
-	env = append(env, fmt.Sprintf("PGX_JOBS=%d", jobs), "LC_ALL="+loc, "LANG="+loc)
 	if b.target.WASIX { // wasixcc drives its own clang; the scripts set CC
 		env = append(env, "PGX_CC="+CompilerWASIX)
 	} else if user == "" && b.opts.CCache {
@@ -426,18 +431,14 @@ func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user 
 }
 
 func (b *Builder) ccacheMount() Mount {
-	if b.identity.Runner == RunnerDocker {
-		v := b.opts.CCacheVolume
-		if v == "" {
-			v = DefaultCCacheVolume
-		}
-		return Mount{Source: v, Target: CCacheMount, Volume: true}
+	if h, ok := b.runner.(*HostRunner); ok {
+		return Mount{Source: h.CCacheDir, Target: CCacheMount}
 	}
-	h, ok := b.runner.(*HostRunner)
-	if !ok {
-		h = b.hostRunner()
+	v := b.opts.CCacheVolume
+	if v == "" {
+		v = DefaultCCacheVolume
 	}
-	return Mount{Source: h.CCacheDir, Target: CCacheMount}
+	return Mount{Source: v, Target: CCacheMount, Volume: true}
 }
 
 func (b *Builder) jobs() int {

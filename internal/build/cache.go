@@ -45,13 +45,29 @@ func (c stageCache) recordPath(name string) string {
 	return filepath.Join(c.root, recordsDir, strings.ReplaceAll(name, "/", "--")+".json")
 }
 
-func (c stageCache) complete(u *Unit) bool {
-	data, err := os.ReadFile(c.recordPath(u.Name))
-	if err != nil {
-		return false
-	}
+func (c stageCache) record(name string) (unitRecord, error) {
 	var r unitRecord
-	if json.Unmarshal(data, &r) != nil || r.Key != u.Key || r.Dir != u.Dir {
+	data, err := os.ReadFile(c.recordPath(name))
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", c.recordPath(name), err)
+	}
+	return r, nil
+}
+
+// CompilerCache is the compiler cache the make of unit (runtime,
+// ext/<id>, ...) went through, from its completion record in the stage
+// cache under outputRoot: "" when it was built without one.
+func CompilerCache(outputRoot, unit string) (string, error) {
+	r, err := stageCache{root: filepath.Join(outputRoot, "stage")}.record(unit)
+	return r.CompilerCache, err
+}
+
+func (c stageCache) complete(u *Unit) bool {
+	r, err := c.record(u.Name)
+	if err != nil || r.Key != u.Key || r.Dir != u.Dir {
 		return false
 	}
 	st, err := os.Stat(filepath.Join(c.root, filepath.FromSlash(u.Dir)))

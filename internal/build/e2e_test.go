@@ -199,11 +199,18 @@ func TestE2ECompilerRecord(t *testing.T) {
 	// The shared build uses --ccache, but a stage built earlier without it
 	// (the README's main job) has the same keys and stays: then build a
 	// runtime of its own with the cache.
-	if cc := e2e.CompilerCache(t, out, "runtime"); cc != build.DefaultCCacheVolume {
+	compilerCache := func(root string) string {
+		cc, err := build.CompilerCache(root, "runtime")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cc
+	}
+	if cc := compilerCache(out); cc != build.DefaultCCacheVolume {
 		t.Logf("the shared runtime was built with compiler cache %q: building one with --ccache", cc)
 		out = t.TempDir()
 		e2e.MustRun(t, "assets", "build", "--target", target, "--runner", "docker", "--execute", "--ccache", "--only", "runtime", "--output-root", out)
-		if cc := e2e.CompilerCache(t, out, "runtime"); cc != build.DefaultCCacheVolume {
+		if cc := compilerCache(out); cc != build.DefaultCCacheVolume {
 			t.Fatalf("assets build --ccache: the runtime's record names compiler cache %q, want %s", cc, build.DefaultCCacheVolume)
 		}
 	}

@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -105,11 +104,8 @@ func TestExecuteHostRunner(t *testing.T) {
 		t.Fatalf("after changing vector's plan entry ran %v, want only ext/vector", ran)
 	}
 	for name, want := range map[string]string{"ext/vector": filepath.Join(root, "ccache"), "runtime": ""} {
-		var r unitRecord
-		if data, err := os.ReadFile(b.cache.recordPath(name)); err != nil {
-			t.Error(err)
-		} else if err := json.Unmarshal(data, &r); err != nil || r.CompilerCache != want {
-			t.Errorf("%s record: compiler-cache %q (%v), want %q", name, r.CompilerCache, err, want)
+		if cc, err := CompilerCache(b.OutputRoot(), name); err != nil || cc != want {
+			t.Errorf("%s record: compiler-cache %q (%v), want %q", name, cc, err, want)
 		}
 	}
 }

@@ -24,11 +24,10 @@ func TestExtScriptsStrayFile(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	prefix := filepath.Join(tmp, "opt", "pgx")
-	dirs := map[string]string{}
-	for _, d := range []string{"bin", "jobs", "build", "out", "src"} {
+	dirs := map[string]string{"bin": filepath.Join(prefix, "bin")}
+	for _, d := range []string{"jobs", "build", "out", "src"} {
 		dirs[d] = filepath.Join(tmp, d)
 	}
-	dirs["bin"] = filepath.Join(prefix, "bin")
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)

@@ -343,6 +343,8 @@ func templateStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 		"PGX_LOCALE=" + InitProfile["locale"],
 		"PGX_AUTH=" + InitProfile["auth"],
 		"PGX_SUPERUSER=" + InitProfile["superuser"],
+		"LC_ALL=" + InitProfile["locale"],
+		"LANG=" + InitProfile["locale"],
 	}
 	if !b.target.WASIX {
 		clock, err := templateClock()

@@ -10,7 +10,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -183,22 +182,4 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
-}
-
-// CompilerCache is the compiler cache a unit of the stage cache under
-// outputRoot was compiled through, from its completion record ("" when it
-// was built without one, as `assets build` does by default).
-func CompilerCache(t testing.TB, outputRoot, unit string) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(outputRoot, "stage", ".records", strings.ReplaceAll(unit, "/", "--")+".json"))
-	if err != nil {
-		t.Fatalf("e2e: %v", err)
-	}
-	var rec struct {
-		CompilerCache string `json:"compiler-cache"`
-	}
-	if err := json.Unmarshal(data, &rec); err != nil {
-		t.Fatalf("e2e: %s record: %v", unit, err)
-	}
-	return rec.CompilerCache
 }

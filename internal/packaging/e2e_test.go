@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
+	"github.com/pglite-oxide/pgxtask/internal/build"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 )
@@ -178,7 +179,14 @@ func TestE2ECheckNamesTamperedArtifact(t *testing.T) {
 // and then only reproducibility is checked, which the log says.
 func TestE2EReproduce(t *testing.T) {
 	d := e2e.Dist(t, e2eTarget)
-	if cc := e2e.CompilerCache(t, e2e.Layout(t).TargetDir(e2eTarget), "runtime"); cc == "" {
+	compilerCache := func(root, unit string) string {
+		cc, err := build.CompilerCache(root, unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cc
+	}
+	if cc := compilerCache(e2e.Layout(t).TargetDir(e2eTarget), "runtime"); cc == "" {
 		t.Log("the shared build did not go through the compiler cache: checking reproducibility only")
 	} else {
 		t.Logf("the shared build went through the compiler cache %s, the reproduce build does not", cc)
@@ -190,7 +198,7 @@ func TestE2EReproduce(t *testing.T) {
 		t.Fatalf("assets reproduce said:\n%s\n%s", res.Stdout, res.Stderr)
 	}
 	for _, unit := range []string{"runtime", "ext/cube", "ext/vector"} {
-		if cc := e2e.CompilerCache(t, run, unit); cc != "" {
+		if cc := compilerCache(run, unit); cc != "" {
 			t.Errorf("the reproduce build's %s went through the compiler cache %s", unit, cc)
 		}
 	}
