@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -428,56 +427,9 @@ func (w *progressWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// TreeDigest is the sha256 over a folder's entries in path order: for each
-// its slash path, its kind (d, f, x for executable files, l), and for files
-// the sha256 of the content, for links the target.
-func TreeDigest(root string) (string, error) {
-	var paths []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != root {
-			paths = append(paths, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	sort.Strings(paths)
-	h := sha256.New()
-	for _, p := range paths {
-		rel, _ := filepath.Rel(root, p)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return "", err
-		}
-		switch {
-		case fi.IsDir():
-			fmt.Fprintf(h, "d %s\n", filepath.ToSlash(rel))
-		case fi.Mode()&os.ModeSymlink != 0:
-			t, err := os.Readlink(p)
-			if err != nil {
-				return "", err
-			}
-			fmt.Fprintf(h, "l %s %s\n", filepath.ToSlash(rel), t)
-		case fi.Mode().IsRegular():
-			sum, err := digest.File(p)
-			if err != nil {
-				return "", err
-			}
-			kind := "f"
-			if fi.Mode()&0o111 != 0 {
-				kind = "x"
-			}
-			fmt.Fprintf(h, "%s %s %s\n", kind, filepath.ToSlash(rel), sum)
-		default:
-			fmt.Fprintf(h, "? %s\n", filepath.ToSlash(rel))
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// TreeDigest is digest.Tree: the sha256 over a folder's entries in path
+// order (slash path, kind, and the content digest or link target).
+func TreeDigest(root string) (string, error) { return digest.Tree(root) }
 
 func (f *Fetcher) verifyArchive(s Source) error {
 	dir := f.Dir(s.Name)
