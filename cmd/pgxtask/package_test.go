@@ -94,7 +94,7 @@ func TestAssetsCheckDist(t *testing.T) {
 				t.Fatalf("tampered %s: exit %d\n%s\n%s", art, code, out, errOut)
 			}
 			var rep struct {
-				OK     bool          `json:"ok"`
+				OK     bool            `json:"ok"`
 				Checks []checks.Result `json:"checks"`
 			}
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
