@@ -101,7 +101,7 @@ func NativeRecipe(ctx context.Context, l project.Layout) error {
 			problems = append(problems, fmt.Sprintf("%s: no [toolchain.%s] table", m.Path, t))
 			continue
 		}
-		recipe := filepath.Join(l.Root, filepath.FromSlash(tc.Recipe))
+		recipe := l.Path(tc.Recipe)
 		if _, err := os.Stat(filepath.Join(recipe, "Dockerfile")); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: [toolchain.%s] recipe = %q has no Dockerfile", m.Path, t, tc.Recipe))
 			continue
@@ -145,7 +145,7 @@ func WasixRecipe(ctx context.Context, l project.Layout) error {
 	if tc.Recipe == "" {
 		return fmt.Errorf("%s: [toolchain.wasix] recipe is empty: set it to assets/wasix-build", l.SourcesFile())
 	}
-	probs := wasixbuild.CheckRecipe(filepath.Join(l.Root, filepath.FromSlash(tc.Recipe)), tc)
+	probs := wasixbuild.CheckRecipe(l.Path(tc.Recipe), tc)
 	if len(probs) == 0 {
 		return nil
 	}

@@ -145,3 +145,7 @@ func (l Layout) ExportList() string { return filepath.Join(l.Generated(), Export
 
 // AssetsFile is assets/<name>, one committed input file.
 func (l Layout) AssetsFile(name string) string { return filepath.Join(l.Assets(), name) }
+
+// Path is the project-relative slash path rel (as assets/sources.toml
+// records recipes) on disk.
+func (l Layout) Path(rel string) string { return filepath.Join(l.Root, filepath.FromSlash(rel)) }
