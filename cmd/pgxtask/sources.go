@@ -178,7 +178,7 @@ func sourcesFetch(x *call) error {
 				if res.Route != "" {
 					via = " via " + res.Route
 				}
-				fmt.Fprintf(x.stdout(), "%-7s %s (%s %s)%s in %.2fs\n", res.Action, s.Name, s.Kind, shortHash(s.Pin()), via, float64(res.Elapsed)/1e9)
+				fmt.Fprintf(x.stdout(), "%-7s %s (%s %s)%s in %.2fs\n", res.Action, s.Name, s.Kind, termui.ShortHash(s.Pin()), via, float64(res.Elapsed)/1e9)
 				for _, a := range res.Attempts {
 					if a.Error != "" {
 						fmt.Fprintf(x.stdout(), "        tried %s: %s\n", a.Route, a.Error)
@@ -226,7 +226,7 @@ func sourcesVerify(x *call) error {
 	err = x.print(map[string]any{"ok": failed == 0, "sources": rows}, func(w io.Writer) error {
 		for _, r := range rows {
 			if r.OK {
-				fmt.Fprintf(w, "ok   %s (%s %s)\n", r.Name, r.Kind, shortHash(r.Pin))
+				fmt.Fprintf(w, "ok   %s (%s %s)\n", r.Name, r.Kind, termui.ShortHash(r.Pin))
 			} else {
 				fmt.Fprintf(w, "FAIL %s: %s\n", r.Name, strings.ReplaceAll(r.Error, "\n", "\n  "))
 			}
@@ -240,13 +240,4 @@ func sourcesVerify(x *call) error {
 		return fmt.Errorf("sources verify: %d of %d sources do not match their pins", failed, len(rows))
 	}
 	return nil
-}
-
-// shortHash is the first 12 characters of a commit or sha256, as listings
-// show them.
-func shortHash(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }

@@ -33,8 +33,9 @@ type Module struct {
 }
 
 // FindModules lists every wasm file (recognised by its magic, not its name)
-// of the units of the stage at stageRoot, sorted by path. A path seen in an earlier unit is left out:
-// pg-dump carries copies of the runtime's modules.
+// of the units of the stage at stageRoot, sorted by path. A path found in
+// an earlier unit is left out: pg-dump carries copies of the runtime's
+// modules.
 func FindModules(stageRoot string, units []Unit) ([]Module, error) {
 	var out []Module
 	seen := map[string]bool{}

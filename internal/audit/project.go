@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/termui"
 )
 
 // ProjectReport is the outcome of AuditAll.
@@ -49,13 +50,13 @@ func AuditAll(ctx context.Context, m *sources.Manifest, audited []sources.Source
 func (p *ProjectReport) WriteText(w io.Writer) {
 	for _, r := range p.Sources {
 		fmt.Fprintf(w, "%s: %s %s..%s: %d commits after the pin, %d touch watched paths, %d undecided\n",
-			r.Source, r.Upstream, short(r.Pin), short(r.Tip), r.Ahead, len(r.Commits), r.Undecided())
+			r.Source, r.Upstream, termui.ShortHash(r.Pin), termui.ShortHash(r.Tip), r.Ahead, len(r.Commits), r.Undecided())
 		for _, cm := range r.Commits {
 			d := "UNDECIDED"
 			if cm.Decision != nil {
 				d = cm.Decision.Decision + ": " + cm.Decision.Reason
 			}
-			fmt.Fprintf(w, "  %s %s\n      %s\n      touches %s\n", short(cm.Hash), cm.Summary, d, strings.Join(cm.Paths, ", "))
+			fmt.Fprintf(w, "  %s %s\n      %s\n      touches %s\n", termui.ShortHash(cm.Hash), cm.Summary, d, strings.Join(cm.Paths, ", "))
 		}
 		for _, d := range r.Stale {
 			fmt.Fprintf(w, "  stale decision: %s (%s) is no longer on %s: remove it from %s\n", d.Commit, d.Decision, r.Upstream, p.DecisionsPath)
@@ -76,11 +77,4 @@ func (p *ProjectReport) Failure(strict bool) error {
 		return fmt.Errorf("audit-upstream --strict: %d watched upstream commits have no decision: add them to %s", p.Undecided, p.DecisionsPath)
 	}
 	return nil
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }
