@@ -15,153 +15,131 @@ import (
 // checkoutsFlag lets discovery read the source trees from another folder
 // (DIR/<source-name>); the pins recorded in generated files still come from
 // assets/sources.toml.
-var checkoutsFlag = &cli.StringFlag{
-	Name:  "checkouts",
-	Usage: "read source trees from `DIR`/<source-name> instead of assets/checkouts (pins still come from assets/sources.toml)",
+func checkoutsFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:  "checkouts",
+		Usage: "read source trees from `DIR`/<source-name> instead of assets/checkouts (pins still come from assets/sources.toml)",
+	}
 }
 
-func init() {
-	addSubcommand("extensions", &cli.Command{
-		Name:  "discover",
-		Usage: "discover extensions and modules in the fetched sources and print (or --write) the catalog",
-		Description: "Reads every fetched source of each target in assets/extensions.promoted.toml: PostgreSQL's\n" +
+// writeCheckFlags are --write and --check of the generators.
+func writeCheckFlags(write, check string) []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "write", Usage: write},
+		&cli.BoolFlag{Name: "check", Usage: check},
+		checkoutsFlag(),
+	}
+}
+
+func discoverCommand() *cli.Command {
+	return command{
+		name:  "discover",
+		usage: "discover extensions and modules in the fetched sources and print (or --write) the catalog",
+		description: "Reads every fetched source of each target in assets/extensions.promoted.toml: PostgreSQL's\n" +
 			"contrib/* and external PGXS trees (control files and Makefiles), joins them with the build intent\n" +
 			"and smoke evidence, and prints a summary, the catalog JSON (--json), writes\n" +
 			"assets/generated/extensions.catalog.json (--write) or fails when it differs (--check).",
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "write", Usage: "write assets/generated/extensions.catalog.json"},
-			&cli.BoolFlag{Name: "check", Usage: "fail with a diff when the committed catalog differs from what the sources generate"},
-			jsonFlag, checkoutsFlag,
+		flags: writeCheckFlags("write assets/generated/extensions.catalog.json",
+			"fail with a diff when the committed catalog differs from what the sources generate"),
+		json: true,
+		run: func(x *call) error {
+			return generated(x, "pgxtask extensions discover --write", []string{catalog.CatalogFile}, catalog.CatalogFile, printSummary)
 		},
-		Action: func(c *cli.Context) error {
-			if c.Bool("write") && c.Bool("check") {
-				return usagef("--write and --check exclude each other")
-			}
-			l, res, err := generate(c)
-			if err != nil {
-				return err
-			}
-			files, err := res.Files()
-			if err != nil {
-				return err
-			}
-			switch {
-			case c.Bool("check"):
-				return catalog.CheckFiles(l.Generated(), files, "pgxtask extensions discover --write", catalog.CatalogFile)
-			case c.Bool("write"):
-				if err := refuseProblems(res); err != nil {
-					return err
-				}
-				if err := catalog.WriteFiles(l.Generated(), files, catalog.CatalogFile); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "wrote assets/generated/%s\n", catalog.CatalogFile)
-				return nil
-			case c.Bool("json"):
-				_, err := c.App.Writer.Write(files[catalog.CatalogFile])
-				return err
-			}
-			printSummary(c.App.Writer, res)
-			return nil
-		},
-	})
-	addSubcommand("extensions", &cli.Command{
-		Name:  "build-plan",
-		Usage: "generate the per-target extension build plan (--write) or check the committed one (--check)",
-		Description: "Generates assets/generated/extensions.build-plan.json, contrib-build.tsv and pgxs-build.tsv\n" +
+	}.build()
+}
+
+func buildPlanCommand() *cli.Command {
+	return command{
+		name:  "build-plan",
+		usage: "generate the per-target extension build plan (--write) or check the committed one (--check)",
+		description: "Generates assets/generated/extensions.build-plan.json, contrib-build.tsv and pgxs-build.tsv\n" +
 			"from the discovered catalog and the build intent. --check fails, printing a unified diff,\n" +
 			"when the committed files differ from what the sources generate.",
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "write", Usage: "write the plan and the TSV files"},
-			&cli.BoolFlag{Name: "check", Usage: "fail with a diff when the committed files drifted"},
-			jsonFlag, checkoutsFlag,
+		flags: writeCheckFlags("write the plan and the TSV files", "fail with a diff when the committed files drifted"),
+		json:  true,
+		run: func(x *call) error {
+			return generated(x, "pgxtask extensions build-plan --write", catalog.PlanFiles, catalog.PlanFile, printPlan)
 		},
-		Action: func(c *cli.Context) error {
-			if c.Bool("write") && c.Bool("check") {
-				return usagef("--write and --check exclude each other")
-			}
-			l, res, err := generate(c)
-			if err != nil {
-				return err
-			}
-			files, err := res.Files()
-			if err != nil {
-				return err
-			}
-			switch {
-			case c.Bool("check"):
-				return catalog.CheckFiles(l.Generated(), files, "pgxtask extensions build-plan --write", catalog.PlanFiles...)
-			case c.Bool("write"):
-				if err := refuseProblems(res); err != nil {
-					return err
-				}
-				if err := catalog.WriteFiles(l.Generated(), files, catalog.PlanFiles...); err != nil {
-					return err
-				}
-				for _, n := range catalog.PlanFiles {
-					fmt.Fprintf(c.App.Writer, "wrote assets/generated/%s\n", n)
-				}
-				return nil
-			case c.Bool("json"):
-				_, err := c.App.Writer.Write(files[catalog.PlanFile])
-				return err
-			}
-			for _, t := range res.Plan.Targets {
-				fmt.Fprintf(c.App.Writer, "%s: %d entries\n", t.Target, len(t.Entries))
-				for _, e := range t.Entries {
-					mod := e.ModuleFile
-					if mod == "" {
-						mod = "(sql only)"
-					}
-					fmt.Fprintf(c.App.Writer, "  %-22s %-16s %-26s %s\n", e.ID, e.BuildKind, e.SourceDir, mod)
-				}
-			}
-			return nil
-		},
-	})
-	addSubcommand("extensions", &cli.Command{
-		Name:  "check",
-		Usage: "fail unless every discovered extension and module is requested or blocked, and requested ones can be built",
-		Flags: []cli.Flag{checkoutsFlag},
-		Action: func(c *cli.Context) error {
-			_, res, err := generate(c)
+	}.build()
+}
+
+func extensionsCheckCommand() *cli.Command {
+	return command{
+		name:  "check",
+		usage: "fail unless every discovered extension and module is requested or blocked, and requested ones can be built",
+		flags: []cli.Flag{checkoutsFlag()},
+		run: func(x *call) error {
+			_, res, err := generate(x)
 			if err != nil {
 				return err
 			}
 			if err := refuseProblems(res); err != nil {
 				return err
 			}
-			printSummary(c.App.Writer, res)
-			fmt.Fprintln(c.App.Writer, "ok: every discovered extension and module is requested or blocked")
+			printSummary(x.stdout(), res)
+			fmt.Fprintln(x.stdout(), "ok: every discovered extension and module is requested or blocked")
 			return nil
 		},
-	})
-	addAssetsCheck(assetsCheck{
-		Name: "generated-drift",
-		Run: func(c *cli.Context, l project.Layout) error {
-			res, err := catalog.GenerateProject(l)
-			if err != nil {
-				return err
+	}.build()
+}
+
+// generated is the action of discover and build-plan: --check compares the
+// files with the committed ones, --write writes them, --json prints the
+// main file, else text prints a summary.
+func generated(x *call, fix string, files []string, main string, text func(io.Writer, *catalog.Result)) error {
+	if x.Bool("write") && x.Bool("check") {
+		return usagef("--write and --check exclude each other")
+	}
+	l, res, err := generate(x)
+	if err != nil {
+		return err
+	}
+	out, err := res.Files()
+	if err != nil {
+		return err
+	}
+	switch {
+	case x.Bool("check"):
+		if err := catalog.CheckFiles(l.Generated(), out, fix, files...); err != nil {
+			return err
+		}
+		if x.JSON() {
+			return writeJSON(x.stdout(), map[string]any{"ok": true, "checked": generatedNames(files)})
+		}
+		return nil
+	case x.Bool("write"):
+		if err := refuseProblems(res); err != nil {
+			return err
+		}
+		if err := catalog.WriteFiles(l.Generated(), out, files...); err != nil {
+			return err
+		}
+		return x.print(map[string]any{"wrote": generatedNames(files)}, func(w io.Writer) error {
+			for _, n := range generatedNames(files) {
+				fmt.Fprintf(w, "wrote %s\n", n)
 			}
-			files, err := res.Files()
-			if err != nil {
-				return err
-			}
-			return catalog.CheckFiles(l.Generated(), files, "pgxtask extensions discover --write && pgxtask extensions build-plan --write", catalog.AllFiles...)
-		},
-	})
-	addAssetsCheck(assetsCheck{
-		Name:    "extension-intent",
-		Offline: true,
-		Run: func(c *cli.Context, l project.Layout) error {
-			return catalog.CheckIntentOffline(l)
-		},
-	})
+			return nil
+		})
+	case x.JSON():
+		_, err := x.stdout().Write(out[main])
+		return err
+	}
+	text(x.stdout(), res)
+	return nil
+}
+
+// generatedNames are the project-relative names of generated files.
+func generatedNames(files []string) []string {
+	out := make([]string, len(files))
+	for i, n := range files {
+		out[i] = "assets/generated/" + n
+	}
+	return out
 }
 
 // generate runs discovery for the project in the working directory.
-func generate(c *cli.Context) (project.Layout, *catalog.Result, error) {
-	l, err := layout()
+func generate(x *call) (project.Layout, *catalog.Result, error) {
+	l, err := x.Layout()
 	if err != nil {
 		return l, nil, err
 	}
@@ -169,7 +147,7 @@ func generate(c *cli.Context) (project.Layout, *catalog.Result, error) {
 	if err != nil {
 		return l, nil, err
 	}
-	if dir := c.String("checkouts"); dir != "" {
+	if dir := x.String("checkouts"); dir != "" {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
 			return l, nil, err
@@ -206,6 +184,19 @@ func printSummary(w io.Writer, res *catalog.Result) {
 				mod = "(sql only)"
 			}
 			fmt.Fprintf(w, "  %-22s %-9s %-20s %s\n", u.ID, u.Kind, mod, state)
+		}
+	}
+}
+
+func printPlan(w io.Writer, res *catalog.Result) {
+	for _, t := range res.Plan.Targets {
+		fmt.Fprintf(w, "%s: %d entries\n", t.Target, len(t.Entries))
+		for _, e := range t.Entries {
+			mod := e.ModuleFile
+			if mod == "" {
+				mod = "(sql only)"
+			}
+			fmt.Fprintf(w, "  %-22s %-16s %-26s %s\n", e.ID, e.BuildKind, e.SourceDir, mod)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 // Command pgxtask builds, packages, checks and runs the pgxtask embedded
 // PostgreSQL distribution from pinned sources.
 //
+// This package is wiring only: flags, help, the command list below and exit
+// codes. What a command does lives in the internal package named after its
+// concern.
+//
 // Exit codes: 0 success, 1 failure, 2 usage error.
 package main
 
@@ -11,141 +15,103 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"reflect"
-	"sort"
 	"syscall"
 
+	"github.com/pglite-oxide/pgxtask/internal/checks"
 	"github.com/urfave/cli/v2"
 )
 
-// Exit codes shared by every command.
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
-)
-
-// usageError marks an error as the caller's mistake (exit 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-// usagef returns a usage error (exit code 2).
-func usagef(format string, args ...any) error {
-	return usageError{msg: fmt.Sprintf(format, args...)}
+// deps are what commands take from outside their flags; tests replace them.
+type deps struct {
+	// checks is the registry behind assets check and verify-committed.
+	checks []checks.Check
 }
 
-// Command groups. Each command file adds its commands from init, so that
-// independent capabilities never edit one shared list.
-var (
-	topCommands       []*cli.Command
-	groupSubcommands  = map[string][]*cli.Command{}
-	groupUsage        = map[string]string{}
-	groupDescriptions = map[string]string{}
-)
+func defaultDeps() deps { return deps{checks: checks.All()} }
 
-// addCommand registers a top-level command.
-func addCommand(c *cli.Command) { topCommands = append(topCommands, c) }
-
-// addSubcommand registers c under the named group (sources, extensions,
-// assets, perf, ci, release).
-func addSubcommand(group string, c *cli.Command) {
-	groupSubcommands[group] = append(groupSubcommands[group], c)
-}
-
-func init() {
-	groupUsage["sources"] = "list, fetch and verify the pinned upstream sources (assets/sources.toml)"
-	groupUsage["extensions"] = "discover extensions in the fetched sources and generate build plans"
-	groupUsage["assets"] = "build, package, check and reproduce the distribution artifacts"
-	groupUsage["perf"] = "measure cold start, warm queries and benchmarks"
-	groupUsage["ci"] = "helpers for the CI workflows"
-	groupUsage["release"] = "stage release artifacts into Go asset modules"
-}
-
-func newApp(stdout, stderr io.Writer) *cli.App {
-	cmds := append([]*cli.Command(nil), topCommands...)
-	for name, subs := range groupSubcommands {
-		subs := append([]*cli.Command(nil), subs...)
-		sort.Slice(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name })
-		cmds = append(cmds, &cli.Command{
-			Name:        name,
-			Usage:       groupUsage[name],
-			Description: groupDescriptions[name],
-			Subcommands: subs,
-		})
+// commands is the whole command tree, in help order. A new command is one
+// constructor call here; TestCommandContract walks this list.
+func commands(d deps) []*cli.Command {
+	return []*cli.Command{
+		group("assets", "build, package, check and reproduce the distribution artifacts", "",
+			assetsAOTCommand(),
+			auditUpstreamCommand(),
+			assetsBuildCommand(),
+			assetsCheckCommand(d.checks),
+			ciMatrixCommand(),
+			exportListCommand(),
+			assetsPackageCommand(),
+			assetsReproduceCommand(),
+			assetsSmokeCommand(),
+			sourceSpineCommand(),
+			verifyCommittedCommand(d.checks),
+		),
+		group("ci", "helpers for the CI workflows", "",
+			ciScopeCommand(),
+		),
+		doctorCommand(),
+		group("extensions", "discover extensions in the fetched sources and generate build plans", "",
+			buildPlanCommand(),
+			extensionsCheckCommand(),
+			discoverCommand(),
+		),
+		packageSizeCommand(),
+		group("perf", "measure cold start, warm queries and benchmarks", perfDescription,
+			perfBenchCommand(),
+			perfColdCommand(),
+			perfWarmCommand(),
+		),
+		group("release", "stage release artifacts into Go asset modules", "",
+			releaseStageCommand(),
+		),
+		runCommand(),
+		group("sources", "list, fetch and verify the pinned upstream sources (assets/sources.toml)", sourcesDescription,
+			sourcesFetchCommand(),
+			sourcesListCommand(),
+			sourcesVerifyCommand(),
+		),
 	}
-	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
-	app := &cli.App{
+}
+
+func newApp(stdout, stderr io.Writer, d deps) *cli.App {
+	return &cli.App{
 		Name:  "pgxtask",
 		Usage: "build PostgreSQL and its extensions from pinned sources into deterministic, verified artifacts",
 		Description: "pgxtask fetches pinned sources, generates the extension catalog and build plans,\n" +
 			"builds in containers (or on the host), packages deterministic tar.zst archives with\n" +
 			"manifests, and runs the release gates. Run inside a pgxtask checkout (or set PGXTASK_ROOT).\n\n" +
 			"Exit codes: 0 success, 1 failure, 2 usage error.",
-		Commands:             cmds,
+		Commands:             commands(d),
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
-		HideHelpCommand:      false,
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageError{msg: err.Error()}
+		OnUsageError:         onUsageError,
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q; run 'pgxtask --help' for the list", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "pgxtask: unknown command %q; run 'pgxtask --help' for the list\n", name)
-			exitCode = exitUsage
-		},
+		// Errors are printed and mapped to exit codes by run, not by urfave/cli.
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
-	setUsageErrorHandlers(app.Commands)
-	return app
 }
 
-// setUsageErrorHandlers makes flag errors in every command exit with 2.
-func setUsageErrorHandlers(cmds []*cli.Command) {
-	for _, c := range cmds {
-		if c.OnUsageError == nil {
-			c.OnUsageError = func(ctx *cli.Context, err error, isSubcommand bool) error {
-				return usageError{msg: err.Error()}
-			}
-		}
-		setUsageErrorHandlers(c.Subcommands)
-	}
-}
-
-// exitCode lets CommandNotFound (which cannot return an error) set the code.
-var exitCode = exitOK
-
+// run runs the CLI with args and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	exitCode = exitOK
-	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, args)
-	if err == nil {
-		return exitCode
-	}
-	var ue usageError
-	if errors.As(err, &ue) || isRequiredFlagsError(err) {
-		fmt.Fprintf(stderr, "pgxtask: %v\n", err)
-		return exitUsage
-	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintf(stderr, "pgxtask: %s\n", msg)
-		}
-		return ec.ExitCode()
-	}
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "pgxtask: interrupted")
-		return exitFailure
-	}
-	fmt.Fprintf(stderr, "pgxtask: %v\n", err)
-	return exitFailure
+	return runWith(ctx, defaultDeps(), args, stdout, stderr)
 }
 
-// isRequiredFlagsError reports urfave/cli's "Required flag ... not set",
-// which bypasses OnUsageError; its type is unexported, so match its name.
-func isRequiredFlagsError(err error) bool {
-	return reflect.TypeOf(err).String() == "*cli.errRequiredFlags"
+func runWith(ctx context.Context, d deps, args []string, stdout, stderr io.Writer) int {
+	err := newApp(stdout, stderr, d).RunContext(ctx, args)
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "pgxtask: interrupted")
+	case err.Error() != "":
+		fmt.Fprintf(stderr, "pgxtask: %v\n", err)
+	}
+	return exitCode(err)
 }
 
 func main() {

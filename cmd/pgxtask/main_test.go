@@ -8,7 +8,8 @@ import (
 )
 
 // TestExitCodes pins the CLI contract: 0 success, 2 usage errors (unknown
-// command, unknown flag, missing required flag), with a message on stderr.
+// command, unknown flag, missing required flag, stray argument), with a
+// message on stderr.
 func TestExitCodes(t *testing.T) {
 	cases := []struct {
 		name string
@@ -20,6 +21,8 @@ func TestExitCodes(t *testing.T) {
 		{"unknown command", []string{"pgxtask", "frobnicate"}, exitUsage, "unknown command"},
 		{"unknown flag", []string{"pgxtask", "sources", "list", "--no-such-flag"}, exitUsage, "no-such-flag"},
 		{"missing required flag", []string{"pgxtask", "assets", "build"}, exitUsage, "Required flag"},
+		{"stray argument", []string{"pgxtask", "sources", "list", "extra"}, exitUsage, "takes no arguments"},
+		{"unknown subcommand", []string{"pgxtask", "assets", "frobnicate"}, exitUsage, "unknown command"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

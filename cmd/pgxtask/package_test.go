@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/checks"
 	"github.com/pglite-oxide/pgxtask/internal/packaging"
 	"github.com/pglite-oxide/pgxtask/internal/packaging/packagingtest"
 	"github.com/pglite-oxide/pgxtask/internal/project"
-	"github.com/urfave/cli/v2"
 )
 
 // packagedDist packages a stage made in the test and returns its dist.
@@ -30,47 +30,49 @@ func packagedDist(t *testing.T) string {
 
 func runPkgCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return runPkgCLIWith(t, defaultDeps(), args...)
+}
+
+func runPkgCLIWith(t *testing.T, d deps, args ...string) (string, string, int) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, &stdout, &stderr)
+	code := runWith(context.Background(), d, args, &stdout, &stderr)
 	return stdout.String(), stderr.String(), code
 }
 
-// onlyChecks replaces the registered assets checks for one test, so that a
-// test of the dist part does not depend on the state of the whole project.
-func onlyChecks(t *testing.T, checks ...assetsCheck) {
-	t.Helper()
-	saved := assetsChecks
-	assetsChecks = checks
-	t.Cleanup(func() { assetsChecks = saved })
+// onlyChecks is a registry of just these checks, so that a test of the dist
+// part does not depend on the state of the whole project.
+func onlyChecks(list ...checks.Check) deps {
+	return deps{checks: list}
 }
 
 func TestAssetsCheckRunsRegisteredChecks(t *testing.T) {
 	d := packagedDist(t)
 	ran := map[string]bool{}
-	onlyChecks(t,
-		assetsCheck{Name: "always-fails", Offline: true, Run: func(c *cli.Context, l project.Layout) error {
+	reg := onlyChecks(
+		checks.Check{Name: "always-fails", Offline: true, Run: func(ctx context.Context, l project.Layout) error {
 			ran["always-fails"] = true
 			return errors.New("the fix is X")
 		}},
-		assetsCheck{Name: "needs-checkouts", Run: func(c *cli.Context, l project.Layout) error {
+		checks.Check{Name: "needs-checkouts", Run: func(ctx context.Context, l project.Layout) error {
 			ran["needs-checkouts"] = true
 			return nil
 		}},
 	)
-	out, errOut, code := runPkgCLI(t, "pgxtask", "assets", "check", "--dist", d)
+	out, errOut, code := runPkgCLIWith(t, reg, "pgxtask", "assets", "check", "--dist", d)
 	if code != 1 || !strings.Contains(out, "FAIL always-fails") || !strings.Contains(out, "the fix is X") || ran["needs-checkouts"] {
 		t.Fatalf("exit %d, ran %v\n%s\n%s", code, ran, out, errOut)
 	}
-	_, _, _ = runPkgCLI(t, "pgxtask", "assets", "check", "--dist", d, "--strict-generated")
+	_, _, _ = runPkgCLIWith(t, reg, "pgxtask", "assets", "check", "--dist", d, "--strict-generated")
 	if !ran["needs-checkouts"] {
 		t.Fatal("--strict-generated did not run the non-offline check")
 	}
 }
 
 func TestAssetsCheckDist(t *testing.T) {
-	onlyChecks(t)
+	reg := onlyChecks()
 	d := packagedDist(t)
-	out, errOut, code := runPkgCLI(t, "pgxtask", "assets", "check", "--dist", d)
+	out, errOut, code := runPkgCLIWith(t, reg, "pgxtask", "assets", "check", "--dist", d)
 	if code != 0 {
 		t.Fatalf("clean dist: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -87,13 +89,13 @@ func TestAssetsCheckDist(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			out, errOut, code := runPkgCLI(t, "pgxtask", "assets", "check", "--dist", d, "--json")
+			out, errOut, code := runPkgCLIWith(t, reg, "pgxtask", "assets", "check", "--dist", d, "--json")
 			if code != 1 {
 				t.Fatalf("tampered %s: exit %d\n%s\n%s", art, code, out, errOut)
 			}
 			var rep struct {
-				OK     bool          `json:"ok"`
-				Checks []checkResult `json:"checks"`
+				OK     bool            `json:"ok"`
+				Checks []checks.Result `json:"checks"`
 			}
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("%v\n%s", err, out)

@@ -1,19 +1,22 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
 	"github.com/pglite-oxide/pgxtask/internal/perf"
 	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/urfave/cli/v2"
 )
+
+const perfDescription = "Measures pgxtask's own native build (started by the loader from the dist) and, with\n" +
+	"--compare, PGlite in Node and the machine's PostgreSQL in the same run, interleaved, with\n" +
+	"every figure as min / median and as a ratio to pgxtask's. Output: the markdown table on\n" +
+	"stdout (--json: the report as JSON instead), --report FILE (the report as JSON),\n" +
+	"--chart FILE (SVG or PNG) and --markdown FILE."
 
 // perfCommonFlags are shared by perf cold, warm and bench.
 func perfCommonFlags() []cli.Flag {
@@ -21,22 +24,18 @@ func perfCommonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "target", Value: "linux-amd64", Usage: "target whose dist pgxtask runs (target/pgxtask/<target>/dist)"},
 		&cli.StringFlag{Name: "dist", Usage: "dist folder to run (default: the target's)"},
 		&cli.StringSliceFlag{Name: "compare", Usage: "also run these systems in the same invocation, interleaved: pglite (@electric-sql/pglite " + perf.PGliteVersion + " in Node, installed with npm into the pgxtask cache), native (the machine's PostgreSQL, in a temp dir); comma-separated or repeated"},
-		&cli.StringFlag{Name: "json", Usage: "write the report as JSON to `FILE`"},
-		&cli.StringFlag{Name: "chart", Usage: "write a chart of the figures to `FILE` (.svg or .png; default: next to --json, as .svg)"},
-		&cli.StringFlag{Name: "markdown", Usage: "write the markdown table to `FILE` as well as to stdout"},
+		&cli.StringFlag{Name: "report", Usage: "write the report as JSON to `FILE`"},
+		&cli.StringFlag{Name: "chart", Usage: "write a chart of the figures to `FILE` (.svg or .png; default: next to --report, as .svg)"},
+		&cli.StringFlag{Name: "markdown", Usage: "write the markdown table to `FILE` as well"},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress lines on stderr"},
 	}
 }
 
-func init() {
-	groupDescriptions["perf"] = "Measures pgxtask's own native build (started by the loader from the dist) and, with\n" +
-		"--compare, PGlite in Node and the machine's PostgreSQL in the same run, interleaved, with\n" +
-		"every figure as min / median and as a ratio to pgxtask's. Reports: markdown on stdout,\n" +
-		"--json FILE, --chart FILE (SVG or PNG)."
-	addSubcommand("perf", &cli.Command{
-		Name:  "bench",
-		Usage: "speed suite (18 tests modelled on SQLite's speedtest, as PGlite runs it) and RTT suite",
-		Description: "The speed suite is generated from --seed (not vendored): tables (a INTEGER, b INTEGER,\n" +
+func perfBenchCommand() *cli.Command {
+	return command{
+		name:  "bench",
+		usage: "speed suite (18 tests modelled on SQLite's speedtest, as PGlite runs it) and RTT suite",
+		description: "The speed suite is generated from --seed (not vendored): tables (a INTEGER, b INTEGER,\n" +
 			"c VARCHAR(100)), numbers spelled out in words, PGlite's row counts times --scale; each test\n" +
 			"is one simple-protocol batch. The RTT suite runs 12 single statements (insert, select,\n" +
 			"update, delete of a small, 1 KB and 10 KB row) --rtt-iterations times each, with the simple\n" +
@@ -44,7 +43,7 @@ func init() {
 			"--gate FILE compares pgxtask's ratios to the compared systems with a committed baseline\n" +
 			"(assets/perf-baseline.json) and fails when one is worse than the baseline's tolerance\n" +
 			"allows; --write-baseline FILE records this run's ratios as a new baseline.",
-		Flags: append(perfCommonFlags(),
+		flags: append(perfCommonFlags(),
 			&cli.StringSliceFlag{Name: "suite", Value: cli.NewStringSlice("speed", "rtt"), Usage: "suites to run: speed, rtt"},
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply the speed suite's row counts (1 = PGlite's; 0.01 for a quick run)"},
 			&cli.Uint64Flag{Name: "seed", Value: perf.DefaultSeed, Usage: "seed of the speed-suite generator"},
@@ -55,45 +54,46 @@ func init() {
 			&cli.Float64Flag{Name: "tolerance", Value: 0.30, Usage: "with --write-baseline: allowed worsening of a suite's geomean ratio"},
 			&cli.Float64Flag{Name: "test-tolerance", Value: 1.0, Usage: "with --write-baseline: allowed worsening of a single test's ratio"},
 		),
-		Action: perfBenchAction,
-	})
-	addSubcommand("perf", &cli.Command{
-		Name:  "warm",
-		Usage: "repeated queries on open servers: SELECT 1 (simple, extended), a transaction, a vector query, connect cycles",
-		Flags: append(perfCommonFlags(),
+		json: true,
+		run:  perfBench,
+	}.build()
+}
+
+func perfWarmCommand() *cli.Command {
+	return command{
+		name:  "warm",
+		usage: "repeated queries on open servers: SELECT 1 (simple, extended), a transaction, a vector query, connect cycles",
+		flags: append(perfCommonFlags(),
 			&cli.IntFlag{Name: "iterations", Value: 500, Usage: "repetitions of each query operation"},
 			&cli.IntFlag{Name: "connect-iterations", Value: 30, Usage: "connect-query-close cycles"},
 			&cli.StringSliceFlag{Name: "extension", Value: cli.NewStringSlice("vector"), Usage: "extensions the pgxtask server loads; the vector query needs vector"},
 		),
-		Action: perfWarmAction,
-	})
-	addSubcommand("perf", &cli.Command{
-		Name:  "cold",
-		Usage: "first-query latency from an explicit state (cache empty|warm, root new|existing, extensions), with phases",
-		Description: "Operations: preload (warm cache), new temporary root → first query, existing root →\n" +
+		json: true,
+		run:  perfWarm,
+	}.build()
+}
+
+func perfColdCommand() *cli.Command {
+	return command{
+		name:  "cold",
+		usage: "first-query latency from an explicit state (cache empty|warm, root new|existing, extensions), with phases",
+		description: "Operations: preload (warm cache), new temporary root → first query, existing root →\n" +
 			"first query, new root with --extension → first extension query, and with --reset-cache the\n" +
 			"first install from an empty cache (a fresh cache folder per run: your cache is not touched).\n" +
 			"Each reports the user-visible latency (open until the first result) and its phases\n" +
 			"(loader phases, connect, first query, shutdown). --compare adds the machine's PostgreSQL\n" +
 			"(initdb + start) and PGlite (new Node process, new PGlite()) to the new-root operation.",
-		Flags: append(perfCommonFlags(),
+		flags: append(perfCommonFlags(),
 			&cli.IntFlag{Name: "iterations", Value: 5, Usage: "runs of each operation"},
 			&cli.BoolFlag{Name: "reset-cache", Usage: "also measure the first install from an empty cache"},
 			&cli.StringSliceFlag{Name: "extension", Value: cli.NewStringSlice("vector"), Usage: "extensions of the extension operation (none: leave it out with --extension '')"},
 		),
-		Action: perfColdAction,
-	})
-	addAssetsCheck(assetsCheck{Name: "perf-baseline", Offline: true, Run: checkPerfBaseline})
+		json: true,
+		run:  perfCold,
+	}.build()
 }
 
-// checkPerfBaseline checks that the committed gate baseline parses and
-// gates something.
-func checkPerfBaseline(c *cli.Context, l project.Layout) error {
-	_, err := perf.ReadBaseline(filepath.Join(l.Assets(), "perf-baseline.json"))
-	return err
-}
-
-// perfSetup holds what every perf command needs.
+// perfSetup is what every perf command needs, from the shared flags.
 type perfSetup struct {
 	dist     string
 	compare  map[string]bool
@@ -101,238 +101,160 @@ type perfSetup struct {
 	progress io.Writer
 }
 
-func newPerfSetup(c *cli.Context) (*perfSetup, error) {
-	s := &perfSetup{compare: map[string]bool{}, progress: c.App.ErrWriter}
-	if c.Bool("quiet") {
+func newPerfSetup(x *call) (*perfSetup, error) {
+	s := &perfSetup{progress: x.stderr()}
+	if x.Bool("quiet") {
 		s.progress = io.Discard
 	}
-	for _, v := range c.StringSlice("compare") {
-		for _, name := range strings.Split(v, ",") {
-			name = strings.TrimSpace(name)
-			switch name {
-			case "":
-			case perf.SystemPGlite, perf.SystemNative:
-				s.compare[name] = true
-			default:
-				return nil, usagef("--compare %q: known systems are pglite and native", name)
-			}
+	var err error
+	if s.compare, err = perf.ParseCompare(x.StringSlice("compare")); err != nil {
+		return nil, usagef("--compare %v", err)
+	}
+	if ch := x.String("chart"); ch != "" {
+		if err := perf.CheckChartName(ch); err != nil {
+			return nil, usagef("--chart %v", err)
 		}
 	}
-	if ch := c.String("chart"); ch != "" {
-		if ext := strings.ToLower(filepath.Ext(ch)); ext != ".svg" && ext != ".png" {
-			return nil, usagef("--chart %s: the file name must end in .svg or .png", ch)
-		}
-	}
-	s.dist = c.String("dist")
+	s.dist = x.String("dist")
 	if s.dist == "" {
-		l, err := layout()
+		l, err := x.Layout()
 		if err != nil {
 			return nil, err
 		}
-		s.dist = l.Dist(c.String("target"))
+		s.dist = l.Dist(x.String("target"))
 	}
 	if _, err := os.Stat(filepath.Join(s.dist, "manifest.json")); err != nil {
 		return nil, fmt.Errorf("perf: no dist at %s (%v): build and package it first (pgxtask assets build --target %s --execute && pgxtask assets package --target %s), or pass --dist",
-			s.dist, err, c.String("target"), c.String("target"))
+			s.dist, err, x.String("target"), x.String("target"))
 	}
-	cache, err := project.CacheDir()
-	if err != nil {
+	if s.cacheDir, err = project.CacheDir(); err != nil {
 		return nil, err
 	}
-	s.cacheDir = cache
 	return s, nil
 }
 
-// openSystems opens pgxtask first (the reference), then the compared
-// systems. The system PostgreSQL gets pgxtask's durability settings, so
-// both servers do the same work per commit.
-func (s *perfSetup) openSystems(ctx context.Context, extensions []string) (systems []perf.System, err error) {
-	defer func() {
-		if err != nil {
-			for _, sys := range systems {
-				sys.Close()
-			}
-			systems = nil
-		}
-	}()
-	pg, err := perf.OpenPgxtask(ctx, perf.PgxtaskConfig{Dist: s.dist, Extensions: extensions})
-	if err != nil {
-		return nil, err
+// perfOutput prints the report (markdown, or JSON with --json) and writes
+// --report, --chart and --markdown.
+func perfOutput(x *call, r *perf.Report) error {
+	if err := x.print(r, func(w io.Writer) error {
+		_, err := fmt.Fprint(w, r.Markdown())
+		return err
+	}); err != nil {
+		return err
 	}
-	systems = append(systems, pg)
-	if s.compare[perf.SystemNative] {
-		settings := map[string]string{}
-		for _, k := range []string{"fsync", "synchronous_commit", "full_page_writes"} {
-			if v := pg.Info().Settings[k]; v != "" {
-				settings[k] = v
-			}
-		}
-		nat, err := perf.OpenNative(ctx, settings)
-		if err != nil {
-			return systems, err
-		}
-		systems = append(systems, nat)
-	}
-	if s.compare[perf.SystemPGlite] {
-		dir, err := perf.EnsurePGlite(ctx, s.cacheDir, s.progress)
-		if err != nil {
-			return systems, err
-		}
-		// PGlite 0.5's package carries contrib modules only (pgvector is
-		// not among its exports), so it runs without extensions; the warm
-		// vector operation is reported as skipped for it.
-		pl, err := perf.OpenPGlite(ctx, dir, nil)
-		if err != nil {
-			return systems, err
-		}
-		systems = append(systems, pl)
-	}
-	return systems, nil
-}
-
-func closeSystems(systems []perf.System) error {
-	var errs []error
-	for _, s := range systems {
-		if err := s.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close %s: %w", s.Info().Name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// writeOutputs prints the markdown and writes --json, --chart, --markdown.
-func writeOutputs(c *cli.Context, r *perf.Report) error {
-	md := r.Markdown()
-	fmt.Fprint(c.App.Writer, md)
-	if p := c.String("markdown"); p != "" {
-		if err := atomicfile.WriteFile(p, []byte(md), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", p, err)
-		}
-	}
-	jsonPath := c.String("json")
-	if jsonPath != "" {
-		if err := r.WriteJSON(jsonPath); err != nil {
-			return err
-		}
-	}
-	chart := c.String("chart")
-	if chart == "" && jsonPath != "" {
-		chart = strings.TrimSuffix(jsonPath, filepath.Ext(jsonPath)) + ".svg"
-	}
+	chart, err := r.WriteFiles(perf.Files{Markdown: x.String("markdown"), Report: x.String("report"), Chart: x.String("chart")})
 	if chart != "" {
-		if err := r.WriteChart(chart); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.App.ErrWriter, "perf: chart written to %s\n", chart)
+		fmt.Fprintf(x.stderr(), "perf: chart written to %s\n", chart)
 	}
-	return nil
+	return err
 }
 
-func perfBenchAction(c *cli.Context) error {
-	scale := c.Float64("scale")
+func perfBench(x *call) error {
+	scale := x.Float64("scale")
 	if !(scale > 0 && scale <= 10) {
 		return usagef("--scale %v: must be greater than 0 and at most 10", scale)
 	}
-	var suites []string
-	for _, v := range c.StringSlice("suite") {
-		for _, name := range strings.Split(v, ",") {
-			switch name = strings.TrimSpace(name); name {
-			case "speed", "rtt":
-				suites = append(suites, name)
-			default:
-				return usagef("--suite %q: known suites are speed and rtt", name)
-			}
+	suites := perf.ParseList(x.StringSlice("suite"))
+	if len(suites) == 0 {
+		return usagef("--suite: name speed, rtt or both")
+	}
+	for _, name := range suites {
+		if name != "speed" && name != "rtt" {
+			return usagef("--suite %q: known suites are speed and rtt", name)
 		}
 	}
-	s, err := newPerfSetup(c)
+	s, err := newPerfSetup(x)
 	if err != nil {
 		return err
 	}
 	var baseline *perf.Baseline
-	if g := c.String("gate"); g != "" {
+	if g := x.String("gate"); g != "" {
 		if baseline, err = perf.ReadBaseline(g); err != nil {
 			return err
 		}
 	}
-	systems, err := s.openSystems(c.Context, nil)
+	systems, err := perf.OpenSystems(x.ctx(), perf.SystemsOptions{Dist: s.dist, Compare: s.compare, CacheDir: s.cacheDir, Progress: s.progress})
 	if err != nil {
 		return err
 	}
-	report, err := perf.RunBench(c.Context, systems, perf.BenchOptions{
-		Suites: suites, Scale: scale, Seed: c.Uint64("seed"), Iterations: c.Int("iterations"),
-		RTTIterations: c.Int("rtt-iterations"), Progress: s.progress,
+	report, err := perf.RunBench(x.ctx(), systems, perf.BenchOptions{
+		Suites: suites, Scale: scale, Seed: x.Uint64("seed"), Iterations: x.Int("iterations"),
+		RTTIterations: x.Int("rtt-iterations"), Progress: s.progress,
 	})
-	if cerr := closeSystems(systems); err == nil {
+	if cerr := perf.CloseSystems(systems); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return err
 	}
-	if err := writeOutputs(c, report); err != nil {
+	if err := perfOutput(x, report); err != nil {
 		return err
 	}
-	if p := c.String("write-baseline"); p != "" {
-		bl, err := perf.BaselineFrom(report, c.Float64("tolerance"), c.Float64("test-tolerance"),
-			fmt.Sprintf("pgxtask perf bench --scale %v --iterations %d --compare %s", scale, c.Int("iterations"), strings.Join(c.StringSlice("compare"), ",")))
+	if p := x.String("write-baseline"); p != "" {
+		bl, err := perf.BaselineFrom(report, x.Float64("tolerance"), x.Float64("test-tolerance"),
+			fmt.Sprintf("pgxtask perf bench --scale %v --iterations %d --compare %s", scale, x.Int("iterations"), strings.Join(x.StringSlice("compare"), ",")))
 		if err != nil {
 			return err
 		}
 		if err := bl.Write(p); err != nil {
 			return fmt.Errorf("write baseline %s: %w", p, err)
 		}
-		fmt.Fprintf(c.App.ErrWriter, "perf: baseline written to %s\n", p)
+		fmt.Fprintf(x.stderr(), "perf: baseline written to %s\n", p)
 	}
 	if baseline != nil {
 		res, err := perf.Gate(report, baseline)
 		if err != nil {
-			return fmt.Errorf("perf gate %s: %w", c.String("gate"), err)
+			return fmt.Errorf("perf gate %s: %w", x.String("gate"), err)
 		}
-		fmt.Fprint(c.App.Writer, res.String())
+		// With --json, stdout holds the report only; the verdict goes to
+		// stderr.
+		verdict := x.stdout()
+		if x.JSON() {
+			verdict = x.stderr()
+		}
+		fmt.Fprint(verdict, res.String())
 		if res.Failed() {
-			return fmt.Errorf("perf gate %s failed: pgxtask's ratios regressed beyond the baseline's tolerance (see above)", c.String("gate"))
+			return fmt.Errorf("perf gate %s failed: pgxtask's ratios regressed beyond the baseline's tolerance (see above)", x.String("gate"))
 		}
 	}
 	return nil
 }
 
-func perfWarmAction(c *cli.Context) error {
-	s, err := newPerfSetup(c)
+func perfWarm(x *call) error {
+	s, err := newPerfSetup(x)
 	if err != nil {
 		return err
 	}
-	exts := nonEmpty(c.StringSlice("extension"))
-	systems, err := s.openSystems(c.Context, exts)
+	systems, err := perf.OpenSystems(x.ctx(), perf.SystemsOptions{Dist: s.dist, Extensions: perf.ParseList(x.StringSlice("extension")),
+		Compare: s.compare, CacheDir: s.cacheDir, Progress: s.progress})
 	if err != nil {
 		return err
 	}
-	report, err := perf.RunWarm(c.Context, systems, perf.WarmOptions{
-		Iterations: c.Int("iterations"), ConnectIterations: c.Int("connect-iterations"), Progress: s.progress,
+	report, err := perf.RunWarm(x.ctx(), systems, perf.WarmOptions{
+		Iterations: x.Int("iterations"), ConnectIterations: x.Int("connect-iterations"), Progress: s.progress,
 	})
-	if cerr := closeSystems(systems); err == nil {
+	if cerr := perf.CloseSystems(systems); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return err
 	}
-	return writeOutputs(c, report)
+	return perfOutput(x, report)
 }
 
-func perfColdAction(c *cli.Context) error {
-	s, err := newPerfSetup(c)
+func perfCold(x *call) error {
+	s, err := newPerfSetup(x)
 	if err != nil {
 		return err
 	}
+	exts := perf.ParseList(x.StringSlice("extension"))
 	opt := perf.ColdOptions{
-		Pgxtask:    perf.PgxtaskConfig{Dist: s.dist},
-		ResetCache: c.Bool("reset-cache"),
-		Iterations: c.Int("iterations"),
-		Extensions: nonEmpty(c.StringSlice("extension")),
-		Progress:   s.progress,
-	}
-	for _, e := range opt.Extensions {
-		if e == "vector" {
-			opt.ExtensionQuery = "SELECT '[1,2,3]'::vector <-> '[3,2,1]'::vector"
-		}
+		Pgxtask:        perf.PgxtaskConfig{Dist: s.dist},
+		ResetCache:     x.Bool("reset-cache"),
+		Iterations:     x.Int("iterations"),
+		Extensions:     exts,
+		ExtensionQuery: perf.ExtensionQuery(exts),
+		Progress:       s.progress,
 	}
 	if s.compare[perf.SystemNative] {
 		if opt.NativeBinDir, err = perf.FindSystemPostgres(); err != nil {
@@ -340,25 +262,13 @@ func perfColdAction(c *cli.Context) error {
 		}
 	}
 	if s.compare[perf.SystemPGlite] {
-		if opt.PGliteDir, err = perf.EnsurePGlite(c.Context, s.cacheDir, s.progress); err != nil {
+		if opt.PGliteDir, err = perf.EnsurePGlite(x.ctx(), s.cacheDir, s.progress); err != nil {
 			return err
 		}
 	}
-	report, err := perf.RunCold(c.Context, opt)
+	report, err := perf.RunCold(x.ctx(), opt)
 	if err != nil {
 		return err
 	}
-	return writeOutputs(c, report)
-}
-
-func nonEmpty(vs []string) []string {
-	var out []string
-	for _, v := range vs {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
+	return perfOutput(x, report)
 }

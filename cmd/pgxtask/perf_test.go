@@ -55,7 +55,7 @@ func perfE2E(t *testing.T, chart string, args ...string) *perf.Report {
 	dist := e2e.Dist(t, "linux-amd64")
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "report.json")
-	args = append(args, "--dist", dist, "--json", jsonPath, "--quiet")
+	args = append(args, "--dist", dist, "--report", jsonPath, "--quiet")
 	if chart != "" {
 		args = append(args, "--chart", filepath.Join(dir, chart))
 	} else {

@@ -10,18 +10,17 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	addCommand(&cli.Command{
-		Name:      "run",
-		Usage:     "start a PostgreSQL server from a target's dist, print its URL, stop on Ctrl-C",
-		ArgsUsage: " ",
-		Description: "Opens a server with the loader (package loader) from target/pgxtask/<target>/dist\n" +
+func runCommand() *cli.Command {
+	return command{
+		name:  "run",
+		usage: "start a PostgreSQL server from a target's dist, print its URL, stop on Ctrl-C",
+		description: "Opens a server with the loader (package loader) from target/pgxtask/<target>/dist\n" +
 			"(or --dist DIR): verifies the archives, fills the runtime cache, makes or reopens the root,\n" +
 			"creates the --extension extensions and prints the connection URL on stdout. The server\n" +
 			"listens on a unix socket in the root; --port N adds TCP on 127.0.0.1:N (0 picks a free\n" +
 			"port). Without --root the root is temporary and removed on exit. Ctrl-C (or SIGTERM)\n" +
 			"stops the server.",
-		Flags: []cli.Flag{
+		flags: []cli.Flag{
 			&cli.StringFlag{Name: "target", Usage: "the dist's target (linux-amd64, ...); required"},
 			&cli.StringFlag{Name: "dist", Usage: "dist folder (default: target/pgxtask/<target>/dist of this checkout)"},
 			&cli.StringSliceFlag{Name: "extension", Usage: "extension id to install and CREATE (repeatable)"},
@@ -29,29 +28,24 @@ func init() {
 			&cli.StringFlag{Name: "root", Usage: "persistent root folder (PGDATA, socket, log); default: a temporary one"},
 			&cli.StringSliceFlag{Name: "set", Usage: "server setting `NAME=VALUE`, passed as -c (repeatable)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log the loader's steps and the server's log to stderr"},
-			jsonFlag,
 		},
-		Action: runServer,
-	})
+		required: []string{"target"},
+		json:     true,
+		run:      runServer,
+	}.build()
 }
 
-func runServer(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("run takes no arguments (got %q)", c.Args().First())
-	}
-	if c.String("target") == "" {
-		return usagef("run: --target is required (for example --target linux-amd64)")
-	}
-	dist := c.String("dist")
+func runServer(x *call) error {
+	dist := x.String("dist")
 	if dist == "" {
-		l, err := layout()
+		l, err := x.Layout()
 		if err != nil {
 			return err
 		}
-		dist = l.Dist(c.String("target"))
+		dist = l.Dist(x.String("target"))
 	}
 	settings := map[string]string{}
-	for _, kv := range c.StringSlice("set") {
+	for _, kv := range x.StringSlice("set") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return usagef("--set %q: want NAME=VALUE", kv)
@@ -60,41 +54,41 @@ func runServer(c *cli.Context) error {
 	}
 	cfg := loader.Config{
 		Dist:       loader.DirFS(dist),
-		Root:       c.String("root"),
-		Extensions: c.StringSlice("extension"),
+		Root:       x.String("root"),
+		Extensions: x.StringSlice("extension"),
 		Settings:   settings,
 	}
-	if c.IsSet("port") {
-		if p := c.Int("port"); p < 0 || p > 65535 {
+	if x.IsSet("port") {
+		if p := x.Int("port"); p < 0 || p > 65535 {
 			return usagef("--port %d: want 0..65535", p)
 		}
-		cfg.TCP, cfg.Port = true, c.Int("port")
+		cfg.TCP, cfg.Port = true, x.Int("port")
 	}
-	stderr := c.App.ErrWriter
-	if c.Bool("verbose") {
+	stderr := x.stderr()
+	if x.Bool("verbose") {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if abs, err := filepath.Abs(dist); err == nil {
 		dist = abs
 	}
-	inst, err := loader.Open(c.Context, cfg)
+	inst, err := loader.Open(x.ctx(), cfg)
 	if err != nil {
 		return fmt.Errorf("run: %s: %w", dist, err)
 	}
-	if c.Bool("json") {
-		err = writeJSON(c.App.Writer, map[string]any{
+	if x.JSON() {
+		err = writeJSON(x.stdout(), map[string]any{
 			"url": inst.DatabaseURL(), "socket": inst.Socket(), "port": inst.Port(),
 			"root": inst.Root(), "data": inst.DataDir(), "pid": inst.PID(),
 		})
 	} else {
-		_, err = fmt.Fprintln(c.App.Writer, inst.DatabaseURL())
+		_, err = fmt.Fprintln(x.stdout(), inst.DatabaseURL())
 		fmt.Fprintf(stderr, "pgxtask: PostgreSQL from %s is running (pid %d, root %s); Ctrl-C stops it\n", dist, inst.PID(), inst.Root())
 	}
 	if err != nil {
 		inst.Close()
 		return err
 	}
-	<-c.Context.Done()
+	<-x.ctx().Done()
 	if err := inst.Close(); err != nil {
 		return fmt.Errorf("run: stop: %w", err)
 	}

@@ -1,41 +1,43 @@
 package main
 
 import (
-	"crypto/sha256"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/build"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	addSubcommand("assets", &cli.Command{
-		Name:  "smoke",
-		Usage: "start the built server and smoke-test every built extension (CREATE EXTENSION, a real query, restart, pg_dump/restore)",
-		Description: "Reads target/pgxtask/<target>/build.json, assembles the runtime and every extension\n" +
+func assetsSmokeCommand() *cli.Command {
+	return command{
+		name:  "smoke",
+		usage: "start the built server and smoke-test every built extension (CREATE EXTENSION, a real query, restart, pg_dump/restore)",
+		description: "Reads target/pgxtask/<target>/build.json, assembles the runtime and every extension\n" +
 			"stage in a temporary folder (which also checks that the install is relocatable), starts\n" +
 			"the server from the PGDATA template (as uid 65534 when run as root), and for every built\n" +
 			"plan entry runs CREATE EXTENSION ... CASCADE and one real query, restarts the server and\n" +
 			"queries again, then dumps with the built pg_dump and restores with pg_restore into a fresh\n" +
 			"database and queries there. --write records the statuses in assets/extensions.smoke.toml.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "target", Usage: "target whose build to test (linux-amd64)", Required: true},
+		flags: []cli.Flag{
+			&cli.StringFlag{Name: "target", Usage: "target whose build to test (linux-amd64; required)"},
 			&cli.StringSliceFlag{Name: "only", Usage: "test only this plan id (repeatable)"},
 			&cli.BoolFlag{Name: "write", Usage: "record the results in assets/extensions.smoke.toml"},
-			jsonFlag,
 		},
-		Action: assetsSmoke,
-	})
+		required: []string{"target"},
+		json:     true,
+		run:      assetsSmoke,
+	}.build()
 }
 
 // distArchiveSHA256 is the sha256 of dist/extensions/<id>.tar.zst when the
 // dist was packaged from the build that was smoke-tested (not older than
 // build.json), else "".
-func distArchiveSHA256(dist, target, id string) string {
+func distArchiveSHA256(dist, id string) string {
 	rec, err := os.Stat(filepath.Join(filepath.Dir(dist), build.RecordFile))
 	if err != nil {
 		return ""
@@ -45,51 +47,48 @@ func distArchiveSHA256(dist, target, id string) string {
 	if err != nil || st.ModTime().Before(rec.ModTime()) {
 		return ""
 	}
-	data, err := os.ReadFile(p)
+	sum, err := digest.File(p)
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%x", sha256.Sum256(data))
+	return sum
 }
 
-func assetsSmoke(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("assets smoke takes no arguments, got %q", c.Args().Slice())
-	}
-	l, err := layout()
+func assetsSmoke(x *call) error {
+	l, err := x.Layout()
 	if err != nil {
 		return err
 	}
-	target := c.String("target")
-	rep, err := build.Smoke(c.Context, build.SmokeOptions{OutputRoot: l.TargetDir(target), Log: c.App.ErrWriter, Only: c.StringSlice("only")})
+	target := x.String("target")
+	rep, err := build.Smoke(x.ctx(), build.SmokeOptions{OutputRoot: l.TargetDir(target), Log: x.stderr(), Only: x.StringSlice("only")})
 	if err != nil {
 		return err
 	}
-	if c.Bool("write") {
-		path := filepath.Join(l.Assets(), "extensions.smoke.toml")
+	if x.Bool("write") {
+		path := l.AssetsFile("extensions.smoke.toml")
 		ev, err := catalog.LoadSmoke(path)
 		if err != nil {
 			return err
 		}
 		for _, r := range rep.Results {
 			res := r.Result
-			res.Archive = distArchiveSHA256(l.Dist(target), target, r.ID)
+			res.Archive = distArchiveSHA256(l.Dist(target), r.ID)
 			ev.Set(target, r.ID, res)
 		}
 		if err := catalog.SaveSmoke(path, ev); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.ErrWriter, "smoke: recorded %d results in %s\n", len(rep.Results), path)
+		fmt.Fprintf(x.stderr(), "smoke: recorded %d results in %s\n", len(rep.Results), path)
 		// The smoke file is an input of the generated catalog: left as it
 		// is, 'extensions discover --check' (and CI) reports drift.
-		fmt.Fprintf(c.App.ErrWriter, "smoke: the evidence is an input of assets/generated/extensions.catalog.json: run 'pgxtask extensions discover --write' and commit both files\n")
+		fmt.Fprintf(x.stderr(), "smoke: the evidence is an input of assets/generated/extensions.catalog.json: run 'pgxtask extensions discover --write' and commit both files\n")
 	}
-	if c.Bool("json") {
-		if err := writeJSON(c.App.Writer, rep); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(c.App.Writer, "smoke %s: %d entries in %s, %d failed\n", target, len(rep.Results), rep.Duration, len(rep.Failed()))
+	err = x.print(rep, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "smoke %s: %d entries in %s, %d failed\n", target, len(rep.Results), rep.Duration, len(rep.Failed()))
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if f := rep.Failed(); len(f) > 0 {
 		return fmt.Errorf("smoke failed for %s", strings.Join(f, ", "))

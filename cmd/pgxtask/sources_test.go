@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/doctor"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
@@ -147,11 +148,11 @@ func TestVerifyCommittedRunsSourcesFirst(t *testing.T) {
 
 func TestDoctorReport(t *testing.T) {
 	code, out, errOut := runCapture(t, "doctor", "--json")
-	var rep doctorReport
+	var rep doctor.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s%s", err, out, errOut)
 	}
-	groups := map[string]bool{perfTarget: true}
+	groups := map[string]bool{doctor.PerfTarget: true}
 	for _, tg := range sources.KnownTargets {
 		groups[tg] = true
 	}
@@ -170,7 +171,7 @@ func TestDoctorReport(t *testing.T) {
 		if !c.OK && c.Fix == "" {
 			t.Errorf("check %q is missing something but gives no fix", c.Name)
 		}
-		if !c.OK && overlaps(c.Targets, rep.Checked) {
+		if !c.OK && doctor.Overlaps(c.Targets, rep.Checked) {
 			missingForChecked = true
 		}
 	}
@@ -181,27 +182,6 @@ func TestDoctorReport(t *testing.T) {
 	}
 	if missingForChecked == rep.OK || (code == 0) != rep.OK {
 		t.Fatalf("exit %d, ok %v, but missing-for-checked-targets %v", code, rep.OK, missingForChecked)
-	}
-}
-
-func TestDebSrcSuites(t *testing.T) {
-	dir := t.TempDir()
-	deb822 := filepath.Join(dir, "a.sources")
-	os.WriteFile(deb822, []byte("Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"+
-		"Types: deb deb-src\nURIs: http://mirror.invalid/debian\nSuites: bookworm\nComponents: main\n\n"+
-		"Types: deb-src\nURIs: http://mirror.invalid/debian\nSuites: sid\nEnabled: no\n\n"+
-		"# comment\nTypes: deb-src\nURIs: http://mirror.invalid/debian\nSuites: trixie\nComponents: main\n"), 0o644)
-	oneLine := filepath.Join(dir, "b.list")
-	os.WriteFile(oneLine, []byte("deb http://mirror.invalid/debian bullseye main\ndeb-src [arch=amd64 signed-by=/k.gpg] http://mirror.invalid/debian bookworm-backports main\n"), 0o644)
-	got := debSrcSuites([]string{deb822, oneLine, filepath.Join(dir, "missing.list")})
-	want := map[string]bool{"bookworm": true, "trixie": true, "bookworm-backports": true}
-	if len(got) != len(want) {
-		t.Fatalf("suites %v, want %v", got, want)
-	}
-	for s := range want {
-		if !got[s] {
-			t.Errorf("suite %s not found in %v", s, got)
-		}
 	}
 }
 

@@ -20,7 +20,7 @@ func TestWorkflowsCallRealCommands(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no workflows: %v", err)
 	}
-	app := newApp(io.Discard, io.Discard)
+	app := newApp(io.Discard, io.Discard, defaultDeps())
 	calls := 0
 	for _, f := range files {
 		src, err := os.ReadFile(f)

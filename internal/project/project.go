@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Layout names the folders of one project tree.
@@ -91,3 +92,60 @@ func CacheDir() (string, error) {
 	}
 	return filepath.Join(base, "pgxtask"), nil
 }
+
+// Rel names p relative to the project root when it is inside it (with
+// forward slashes, as messages and reports show paths), else returns p.
+func (l Layout) Rel(p string) string {
+	if r, err := filepath.Rel(l.Root, p); err == nil && !strings.HasPrefix(r, "..") {
+		return filepath.ToSlash(r)
+	}
+	return p
+}
+
+// RelToWD names p relative to the working directory when it is below it,
+// so that messages read assets/sources.toml:12; else it returns p.
+func RelToWD(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+// Targets is target/pgxtask, the folder of every target's build outputs.
+func (l Layout) Targets() string { return filepath.Join(l.Root, "target", "pgxtask") }
+
+// AOT is target/pgxtask/aot/<triple>, the AOT artifacts of one host triple.
+func (l Layout) AOT(triple string) string { return filepath.Join(l.Targets(), "aot", triple) }
+
+// AOTRaw is target/pgxtask/aot/.raw, the compiler outputs before packaging.
+func (l Layout) AOTRaw() string { return filepath.Join(l.Targets(), "aot", ".raw") }
+
+// Release is target/pgxtask/release, the default output of release stage.
+func (l Layout) Release() string { return filepath.Join(l.Targets(), "release") }
+
+// Reproduce is target/pgxtask/<target>/reproduce, where assets reproduce
+// builds its runs.
+func (l Layout) Reproduce(target string) string {
+	return filepath.Join(l.TargetDir(target), "reproduce")
+}
+
+// WasixRecipe is assets/wasix-build, the WASIX builder recipe.
+func (l Layout) WasixRecipe() string { return filepath.Join(l.Assets(), "wasix-build") }
+
+// ExportListFile is the name of the committed WASIX export list in the
+// generated folder.
+const ExportListFile = "wasix-dl.exports"
+
+// ExportList is assets/generated/wasix-dl.exports.
+func (l Layout) ExportList() string { return filepath.Join(l.Generated(), ExportListFile) }
+
+// AssetsFile is assets/<name>, one committed input file.
+func (l Layout) AssetsFile(name string) string { return filepath.Join(l.Assets(), name) }
+
+// Path is the project-relative slash path rel (as assets/sources.toml
+// records recipes) on disk.
+func (l Layout) Path(rel string) string { return filepath.Join(l.Root, filepath.FromSlash(rel)) }
