@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 	"github.com/urfave/cli/v2"
 )
@@ -21,7 +23,7 @@ func init() {
 			"the hash of what it reads, and writes target/pgxtask/<target>/build.json.\n\n" +
 			"The docker runner builds the builder image from assets/native-build FROM the base\n" +
 			"image pinned in assets/sources.toml; on machines without a registry set\n" +
-			build.BaseImageEnv + "=pgxtask/debian:bookworm (imported by 'sudo bash scripts/setup')\n" +
+			runner.BaseImageEnv + "=pgxtask/debian:bookworm (imported by 'sudo bash scripts/setup')\n" +
 			"or pass --base-image. Stages: " + fmt.Sprint(build.StageNames()) + "\n\n" +
 			"The compiler cache is off unless --ccache (or PGXTASK_CCACHE=1) turns it on. It pays\n" +
 			"when the compiles stay the same, as they do while iterating on the recipe scripts or\n" +
@@ -35,12 +37,12 @@ func init() {
 			&cli.StringFlag{Name: "runner", Usage: "auto (docker when a daemon answers, else host), docker or host", Value: build.RunnerAuto},
 			&cli.IntFlag{Name: "jobs", Usage: "make -j value (default: number of CPUs)"},
 			&cli.StringFlag{Name: "only", Usage: "build only this stage (runtime, contrib, pgxs, sql-only, pg-dump, pgdata-template) or unit (ext/<id>)"},
-			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM instead of the pinned base (env " + build.BaseImageEnv + ")"},
+			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM instead of the pinned base (env " + runner.BaseImageEnv + ")"},
 			&cli.StringFlag{Name: "output-root", Usage: "build into this folder instead of target/pgxtask/<target> (its own stage cache)"},
 			&cli.StringFlag{Name: "plan", Usage: "build plan file (default assets/generated/extensions.build-plan.json)"},
 			&cli.BoolFlag{Name: "execute", Usage: "run the build (without it, print the plan and exit)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "stream every line of every step (the default on a terminal)"},
-			&cli.BoolFlag{Name: "ccache", EnvVars: []string{"PGXTASK_CCACHE"}, Usage: "compile through ccache (docker volume " + build.DefaultCCacheVolume + ", host ~/.cache/pgxtask/ccache); same outputs and stage keys"},
+			&cli.BoolFlag{Name: "ccache", EnvVars: []string{"PGXTASK_CCACHE"}, Usage: "compile through ccache (docker volume " + runner.DefaultCCacheVolume + ", host ~/.cache/pgxtask/ccache); same outputs and stage keys"},
 			jsonFlag,
 		},
 		Action: assetsBuild,
@@ -139,6 +141,6 @@ func assetsBuild(c *cli.Context) error {
 		return nil
 	}
 	fmt.Fprintf(c.App.Writer, "built %s: PostgreSQL %s, %d extensions, record %s/%s\n",
-		rec.Target, rec.PostgresVersion, len(rec.Extensions), b.OutputRoot(), build.RecordFile)
+		rec.Target, rec.PostgresVersion, len(rec.Extensions), b.OutputRoot(), buildrecord.File)
 	return nil
 }

@@ -5,9 +5,9 @@ import (
 	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/aot"
-	"github.com/pglite-oxide/pgxtask/internal/build"
 	"github.com/pglite-oxide/pgxtask/internal/ci"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 	"github.com/urfave/cli/v2"
 )
 
@@ -102,7 +102,7 @@ func ciMatrixAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	mx, err := ci.BuildMatrix(m, build.Targets, aot.DefaultTriples, c.String("only"))
+	mx, err := ci.BuildMatrix(m, target.Buildable(), aot.DefaultTriples, c.String("only"))
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/packaging"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/urfave/cli/v2"
 )
 
@@ -371,7 +372,7 @@ func init() {
 			&cli.StringFlag{Name: "profile", Usage: "build profile", Value: build.DefaultProfile},
 			&cli.StringFlag{Name: "runner", Usage: "auto, docker or host", Value: build.RunnerAuto},
 			&cli.IntFlag{Name: "jobs", Usage: "make -j value (default: number of CPUs)"},
-			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM (env " + build.BaseImageEnv + ")"},
+			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM (env " + runner.BaseImageEnv + ")"},
 			&cli.StringFlag{Name: "against", Usage: "compare one fresh build with this existing dist folder"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the run folders even when the dists match"},
 			jsonFlag,

@@ -7,8 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/smoke"
 	"github.com/urfave/cli/v2"
 )
 
@@ -36,7 +37,7 @@ func init() {
 // dist was packaged from the build that was smoke-tested (not older than
 // build.json), else "".
 func distArchiveSHA256(dist, target, id string) string {
-	rec, err := os.Stat(filepath.Join(filepath.Dir(dist), build.RecordFile))
+	rec, err := os.Stat(filepath.Join(filepath.Dir(dist), buildrecord.File))
 	if err != nil {
 		return ""
 	}
@@ -61,7 +62,7 @@ func assetsSmoke(c *cli.Context) error {
 		return err
 	}
 	target := c.String("target")
-	rep, err := build.Smoke(c.Context, build.SmokeOptions{OutputRoot: l.TargetDir(target), Log: c.App.ErrWriter, Only: c.StringSlice("only")})
+	rep, err := smoke.Smoke(c.Context, smoke.SmokeOptions{OutputRoot: l.TargetDir(target), Log: c.App.ErrWriter, Only: c.StringSlice("only")})
 	if err != nil {
 		return err
 	}

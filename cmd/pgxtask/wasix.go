@@ -18,7 +18,9 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/aot"
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
 	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 	"github.com/pglite-oxide/pgxtask/internal/wasixbuild"
 	"github.com/pglite-oxide/pgxtask/internal/wasm"
@@ -63,7 +65,7 @@ func init() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "target", Usage: "target whose modules to compile (only wasix has AOT artifacts)", Required: true},
 			&cli.StringSliceFlag{Name: "host-triple", Usage: "host target triple; repeatable (default: " + strings.Join(aot.DefaultTriples, ", ") + ")"},
-			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM instead of the pinned base (env " + build.BaseImageEnv + ")"},
+			&cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM instead of the pinned base (env " + runner.BaseImageEnv + ")"},
 			jsonFlag,
 		},
 		Action: assetsAOT,
@@ -358,7 +360,7 @@ func assetsAOT(c *cli.Context) error {
 
 	// 1. The built modules.
 	outRoot := l.TargetDir(wasixTarget)
-	rec, err := build.LoadRecord(outRoot)
+	rec, err := buildrecord.Load(outRoot)
 	if err != nil {
 		return fmt.Errorf("assets aot: the WASIX modules are missing: %w (the WASIX build needs the builder image of assets/wasix-build, whose pinned downloads must be reachable)", err)
 	}
@@ -369,30 +371,30 @@ func assetsAOT(c *cli.Context) error {
 	}
 	// 2. The builder image with the pinned wasmer.
 	ctx := c.Context
-	runner, err := build.NewDockerRunner(ctx, tc.Platform)
+	dr, err := runner.NewDocker(ctx, tc.Platform)
 	if err != nil {
 		return fmt.Errorf("assets aot: %w", err)
 	}
-	defer runner.Close()
+	defer dr.Close()
 	target, err := build.ResolveTarget(m, l.Root, wasixTarget, "")
 	if err != nil {
 		return fmt.Errorf("assets aot: %w", err)
 	}
-	id, ok, err := build.LookupBuilder(ctx, runner.Client(), build.BuilderSpec{Target: target, Root: l.Root, BaseImage: baseImageFlag(c)})
+	id, ok, err := dr.Toolchain(ctx, target.ToolchainSpec(baseImageFlag(c)), false, io.Discard)
 	if err != nil {
 		return fmt.Errorf("assets aot: %w", err)
 	}
 	if !ok {
 		return fmt.Errorf("assets aot: the WASIX builder image %s (wasmer %s) is missing: build it with 'pgxtask assets build --target wasix --execute'", id.ImageTag, wasmer.Version)
 	}
-	return runAOT(ctx, c, l, runner, id.ImageTag, wasmer.Version, stageRoot, modules, triples)
+	return runAOT(ctx, c, l, dr, id.ImageTag, wasmer.Version, stageRoot, modules, triples)
 }
 
 func baseImageFlag(c *cli.Context) string {
 	if v := c.String("base-image"); v != "" {
 		return v
 	}
-	return os.Getenv(build.BaseImageEnv)
+	return os.Getenv(runner.BaseImageEnv)
 }
 
 // wasmModule is one wasm file of the stage: where it is and its path in the
@@ -403,7 +405,7 @@ type wasmModule struct {
 
 // wasmModules lists every wasm file (by magic) of the runtime, extension and
 // pg-dump units of the build record.
-func wasmModules(stageRoot string, rec *build.Record) ([]wasmModule, error) {
+func wasmModules(stageRoot string, rec *buildrecord.Record) ([]wasmModule, error) {
 	var out []wasmModule
 	seen := map[string]bool{}
 	for _, s := range rec.Stages {
@@ -444,7 +446,7 @@ func wasmModules(stageRoot string, rec *build.Record) ([]wasmModule, error) {
 
 // runAOT runs one compile step per module and triple, then packages and
 // verifies target/pgxtask/aot/<triple>/.
-func runAOT(ctx context.Context, c *cli.Context, l project.Layout, runner build.Runner, image, wasmerVersion, stageRoot string, modules []wasmModule, triples []string) error {
+func runAOT(ctx context.Context, c *cli.Context, l project.Layout, r runner.Runner, image, wasmerVersion, stageRoot string, modules []wasmModule, triples []string) error {
 	rawDir := filepath.Join(l.Root, "target", "pgxtask", "aot", ".raw")
 	if err := os.RemoveAll(rawDir); err != nil {
 		return err
@@ -463,12 +465,12 @@ func runAOT(ctx context.Context, c *cli.Context, l project.Layout, runner build.
 			if err := os.MkdirAll(filepath.Join(rawDir, filepath.Dir(filepath.FromSlash(s.RawOutput))), 0o755); err != nil {
 				return err
 			}
-			bs := build.Step{Stage: "aot", Image: s.Image, Env: s.Env, Cmd: s.Cmd}
+			bs := runner.Step{Stage: "aot", Image: s.Image, Env: s.Env, Cmd: s.Cmd}
 			for _, mt := range s.Mounts {
-				bs.Mounts = append(bs.Mounts, build.Mount{Source: mt.Source, Target: mt.Target, ReadOnly: mt.ReadOnly})
+				bs.Mounts = append(bs.Mounts, runner.Mount{Source: mt.Source, Target: mt.Target, ReadOnly: mt.ReadOnly})
 			}
 			fmt.Fprintf(c.App.ErrWriter, "aot: %s\n", s.Name)
-			if err := runner.Run(ctx, bs, c.App.ErrWriter); err != nil {
+			if err := r.Run(ctx, bs, c.App.ErrWriter); err != nil {
 				return fmt.Errorf("assets aot: %s: %w", s.Name, err)
 			}
 			inputs = append(inputs, aot.Input{Module: mod.rel, ModuleSHA256: mod.sha, RawPath: filepath.Join(rawDir, filepath.FromSlash(s.RawOutput))})

@@ -91,3 +91,17 @@ func CacheDir() (string, error) {
 	}
 	return filepath.Join(base, "pgxtask"), nil
 }
+
+// Path is the project-relative, slash-separated path rel (a recipe folder
+// of sources.toml) as a path under Root.
+func (l Layout) Path(rel string) string { return filepath.Join(l.Root, filepath.FromSlash(rel)) }
+
+// BuildPlan is assets/generated/extensions.build-plan.json.
+func (l Layout) BuildPlan() string { return filepath.Join(l.Generated(), "extensions.build-plan.json") }
+
+// WASIXExports is assets/generated/wasix-dl.exports, the export list of the
+// WASIX main module.
+func (l Layout) WASIXExports() string { return filepath.Join(l.Generated(), "wasix-dl.exports") }
+
+// Patches is assets/patches/<source>, the patches applied to a source.
+func (l Layout) Patches(source string) string { return filepath.Join(l.Assets(), "patches", source) }

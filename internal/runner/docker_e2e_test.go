@@ -1,4 +1,4 @@
-package build_test
+package runner_test
 
 import (
 	"bytes"
@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 )
 
 // baseImage is the local image scripts/setup imports.
@@ -21,7 +25,7 @@ func TestE2EDockerRunner(t *testing.T) {
 	e2e.Require(t)
 	cli := dockerClient(t)
 	ctx := context.Background()
-	r, err := build.NewDockerRunner(ctx, "linux/amd64")
+	r, err := runner.NewDocker(ctx, "linux/amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,9 +34,9 @@ func TestE2EDockerRunner(t *testing.T) {
 		t.Fatalf("%s: %v (run 'sudo bash scripts/setup')", baseImage, err)
 	}
 	var log bytes.Buffer
-	err = r.Run(ctx, build.Step{Stage: "test-exit", Image: baseImage, User: build.Unprivileged,
+	err = r.Run(ctx, runner.Step{Stage: "test-exit", Image: baseImage, User: runner.Unprivileged,
 		Cmd: []string{"sh", "-c", "echo out; echo err >&2; id -u; exit 3"}}, &log)
-	var ee *build.ExitError
+	var ee *runner.ExitError
 	if !errors.As(err, &ee) || ee.Code != 3 {
 		t.Fatalf("err = %v, want exit status 3", err)
 	}
@@ -48,7 +52,7 @@ func TestE2EDockerRunner(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- r.Run(cctx, build.Step{Stage: "test-cancel", Image: baseImage, Cmd: []string{"sleep", "60"}}, &log)
+		done <- r.Run(cctx, runner.Step{Stage: "test-cancel", Image: baseImage, Cmd: []string{"sleep", "60"}}, &log)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for len(leftoverContainers(t, cli, "test-cancel")) == 0 {
@@ -76,8 +80,36 @@ func TestE2EDockerRunner(t *testing.T) {
 // (a fault that cannot be produced otherwise on a machine whose engine runs).
 func TestDockerUnavailable(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/pgxtask-test.sock")
-	_, err := build.NewDockerRunner(context.Background(), "linux/amd64")
-	if !errors.Is(err, build.ErrDockerUnavailable) || !strings.Contains(err.Error(), "sudo bash scripts/setup") || !strings.Contains(err.Error(), "sudo dockerd &") {
+	_, err := runner.NewDocker(context.Background(), "linux/amd64")
+	if !errors.Is(err, runner.ErrDockerUnavailable) || !strings.Contains(err.Error(), "sudo bash scripts/setup") || !strings.Contains(err.Error(), "sudo dockerd &") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// dockerClient is the engine client of the test's own checks.
+func dockerClient(t *testing.T) *client.Client {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Ping(context.Background()); err != nil {
+		t.Fatalf("docker engine: %v (run 'sudo bash scripts/setup')", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// leftoverContainers lists the containers of a stage label.
+func leftoverContainers(t *testing.T, cli *client.Client, stage string) []string {
+	t.Helper()
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", runner.LabelStage+"="+stage))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range list {
+		out = append(out, c.ID[:12]+" "+c.Labels[runner.LabelStage])
+	}
+	return out
 }
