@@ -7,8 +7,6 @@ package packaging
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +23,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/archive/tarzst"
 	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"golang.org/x/sys/unix"
 )
@@ -302,7 +301,7 @@ func writeJob(dir string, j *job, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
+	h := digest.New()
 	st, err := tarzst.Write(io.MultiWriter(f, h), entries, archive.WriteOptions{ModTime: mtime})
 	if err == nil {
 		err = f.Sync()
@@ -313,7 +312,7 @@ func writeJob(dir string, j *job, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	j.art = dist.Artifact{Archive: j.archive, SHA256: hex.EncodeToString(h.Sum(nil)), Size: st.CompressedBytes,
+	j.art = dist.Artifact{Archive: j.archive, SHA256: digest.Hex(h), Size: st.CompressedBytes,
 		ExpandedSize: st.ExpandedBytes, Entries: st.Entries}
 	j.files = []string{}
 	for _, e := range entries {
@@ -339,7 +338,7 @@ func writeMeta(dir string, m *dist.Manifest, rec *buildrecord.Record) error {
 	for _, a := range m.Artifacts() {
 		sums[a.Archive] = a.SHA256
 	}
-	sums[dist.ManifestFile] = hexSum(mdata)
+	sums[dist.ManifestFile] = digest.Bytes(mdata)
 	pdata, err := provenance(m, rec, sums)
 	if err != nil {
 		return err
@@ -347,16 +346,11 @@ func writeMeta(dir string, m *dist.Manifest, rec *buildrecord.Record) error {
 	if err := os.WriteFile(filepath.Join(dir, dist.ProvenanceFile), pdata, 0o644); err != nil {
 		return err
 	}
-	sums[dist.ProvenanceFile] = hexSum(pdata)
+	sums[dist.ProvenanceFile] = digest.Bytes(pdata)
 	if err := os.WriteFile(filepath.Join(dir, dist.ChecksumsFile), dist.FormatChecksums(sums), 0o644); err != nil {
 		return err
 	}
 	return syncTree(dir)
-}
-
-func hexSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 // syncTree fsyncs the metadata files and every folder, so the swap that
