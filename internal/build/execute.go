@@ -388,7 +388,7 @@ func atPin(checkouts string, src sources.Source) bool {
 		var rec sources.PinRecord
 		return json.Unmarshal(data, &rec) == nil && rec.SHA256 == src.SHA256
 	case sources.KindGit:
-		head, err := os.ReadFile(filepath.Join(checkouts, src.Name, ".git", "HEAD"))
+		head, err := os.ReadFile(filepath.Join(f.Dir(src.Name), ".git", "HEAD"))
 		return err == nil && strings.TrimSpace(string(head)) == src.Commit
 	}
 	return false
