@@ -61,18 +61,20 @@ var table = []Target{
 func All() []Target { return append([]Target(nil), table...) }
 
 // Names lists every target name, in display order.
-func Names() []string { return names(func(Target) bool { return true }) }
+func Names() []string { return Select(func(Target) bool { return true }) }
 
 // Buildable lists the targets `assets build` builds, in display order.
-func Buildable() []string { return names(func(t Target) bool { return t.Builds }) }
+func Buildable() []string { return Select(func(t Target) bool { return t.Builds }) }
 
 // Containers lists the targets whose builder runs in a container.
-func Containers() []string { return names(func(t Target) bool { return t.Platform != "" }) }
+func Containers() []string { return Select(func(t Target) bool { return t.Platform != "" }) }
 
 // OfKind lists the targets of kind k.
-func OfKind(k Kind) []string { return names(func(t Target) bool { return t.Kind == k }) }
+func OfKind(k Kind) []string { return Select(func(t Target) bool { return t.Kind == k }) }
 
-func names(keep func(Target) bool) []string {
+// Select lists the names of the targets keep accepts, in display order
+// (for example the Linux targets: GOOS == "linux").
+func Select(keep func(Target) bool) []string {
 	var out []string
 	for _, t := range table {
 		if keep(t) {
@@ -123,7 +125,7 @@ func ForPlatform(goos, goarch string) (Target, bool) {
 // IsWASIX reports whether t is of the WASIX kind.
 func (t Target) IsWASIX() bool { return t.Kind == WASIX }
 
-// sortedCopy is used by tests to check the table has no duplicates.
+// sortedNames is used by tests to check the table has no duplicates.
 func sortedNames() []string {
 	n := Names()
 	sort.Strings(n)

@@ -33,6 +33,12 @@ func TestTable(t *testing.T) {
 	if tg, ok := ForPlatform("linux", "arm64"); !ok || tg.Name != "linux-arm64" {
 		t.Errorf("ForPlatform(linux, arm64) = %v, %v", tg, ok)
 	}
+	if got := Select(func(t Target) bool { return t.GOOS == "linux" }); !slices.Equal(got, []string{"linux-amd64", "linux-arm64"}) {
+		t.Errorf("Linux targets = %v", got)
+	}
+	if got := Containers(); !slices.Equal(got, []string{"linux-amd64", "linux-arm64", "wasix"}) {
+		t.Errorf("Containers = %v", got)
+	}
 	if _, err := Get("solaris"); err == nil {
 		t.Error("Get(solaris) succeeded")
 	}
