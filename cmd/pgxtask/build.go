@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/urfave/cli/v2"
 )
 
@@ -13,7 +15,7 @@ func runnerFlag(usage string) cli.Flag {
 }
 
 func baseImageFlag() cli.Flag {
-	return &cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM instead of the pinned base (env " + build.BaseImageEnv + ")"}
+	return &cli.StringFlag{Name: "base-image", Usage: "local image for the builder's FROM instead of the pinned base (env " + runner.BaseImageEnv + ")"}
 }
 
 func assetsBuildCommand() *cli.Command {
@@ -25,7 +27,7 @@ func assetsBuildCommand() *cli.Command {
 			"the hash of what it reads, and writes target/pgxtask/<target>/build.json.\n\n" +
 			"The docker runner builds the builder image from assets/native-build FROM the base\n" +
 			"image pinned in assets/sources.toml; on machines without a registry set\n" +
-			build.BaseImageEnv + "=pgxtask/debian:bookworm (imported by 'sudo bash scripts/setup')\n" +
+			runner.BaseImageEnv + "=pgxtask/debian:bookworm (imported by 'sudo bash scripts/setup')\n" +
 			"or pass --base-image. Stages: " + fmt.Sprint(build.StageNames()) + "\n\n" +
 			"The compiler cache is off unless --ccache (or PGXTASK_CCACHE=1) turns it on. It pays\n" +
 			"when the compiles stay the same, as they do while iterating on the recipe scripts or\n" +
@@ -43,7 +45,7 @@ func assetsBuildCommand() *cli.Command {
 			&cli.StringFlag{Name: "plan", Usage: "build plan file (default assets/generated/extensions.build-plan.json)"},
 			&cli.BoolFlag{Name: "execute", Usage: "run the build (without it, print the plan and exit)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "stream every line of every step (the default on a terminal)"},
-			&cli.BoolFlag{Name: "ccache", EnvVars: []string{"PGXTASK_CCACHE"}, Usage: "compile through ccache (docker volume " + build.DefaultCCacheVolume + ", host ~/.cache/pgxtask/ccache); same outputs and stage keys"},
+			&cli.BoolFlag{Name: "ccache", EnvVars: []string{"PGXTASK_CCACHE"}, Usage: "compile through ccache (docker volume " + runner.DefaultCCacheVolume + ", host ~/.cache/pgxtask/ccache); same outputs and stage keys"},
 		},
 		required: []string{"target"},
 		json:     true,
@@ -105,7 +107,7 @@ func assetsBuild(x *call) error {
 	}
 	return x.print(rec, func(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "built %s: PostgreSQL %s, %d extensions, record %s/%s\n",
-			rec.Target, rec.PostgresVersion, len(rec.Extensions), b.OutputRoot(), build.RecordFile)
+			rec.Target, rec.PostgresVersion, len(rec.Extensions), b.OutputRoot(), buildrecord.File)
 		return err
 	})
 }

@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/aot"
-	"github.com/pglite-oxide/pgxtask/internal/build"
 	"github.com/pglite-oxide/pgxtask/internal/ci"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 	"github.com/urfave/cli/v2"
 )
 
@@ -100,7 +100,7 @@ func ciMatrix(x *call) error {
 	if err != nil {
 		return err
 	}
-	mx, err := ci.BuildMatrix(m, build.Targets, aot.DefaultTriples, x.String("only"))
+	mx, err := ci.BuildMatrix(m, target.Buildable(), aot.DefaultTriples, x.String("only"))
 	if err != nil {
 		return err
 	}

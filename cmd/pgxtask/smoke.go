@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/digest"
+	"github.com/pglite-oxide/pgxtask/internal/smoke"
 	"github.com/urfave/cli/v2"
 )
 
@@ -38,7 +39,7 @@ func assetsSmokeCommand() *cli.Command {
 // dist was packaged from the build that was smoke-tested (not older than
 // build.json), else "".
 func distArchiveSHA256(dist, id string) string {
-	rec, err := os.Stat(filepath.Join(filepath.Dir(dist), build.RecordFile))
+	rec, err := os.Stat(filepath.Join(filepath.Dir(dist), buildrecord.File))
 	if err != nil {
 		return ""
 	}
@@ -60,7 +61,7 @@ func assetsSmoke(x *call) error {
 		return err
 	}
 	target := x.String("target")
-	rep, err := build.Smoke(x.ctx(), build.SmokeOptions{OutputRoot: l.TargetDir(target), Log: x.stderr(), Only: x.StringSlice("only")})
+	rep, err := smoke.Smoke(x.ctx(), smoke.SmokeOptions{OutputRoot: l.TargetDir(target), Log: x.stderr(), Only: x.StringSlice("only")})
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,9 @@ import (
 
 	"github.com/pglite-oxide/pgxtask/internal/aot"
 	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 	"github.com/pglite-oxide/pgxtask/internal/wasixbuild"
 	"github.com/pglite-oxide/pgxtask/internal/wasm"
@@ -137,7 +139,7 @@ func assetsAOT(x *call) error {
 
 	// 1. The built modules.
 	outRoot := l.TargetDir(wasixTarget)
-	rec, err := build.LoadRecord(outRoot)
+	rec, err := buildrecord.Load(outRoot)
 	if err != nil {
 		return fmt.Errorf("assets aot: the WASIX modules are missing: %w (the WASIX build needs the builder image of assets/wasix-build, whose pinned downloads must be reachable)", err)
 	}
@@ -155,16 +157,16 @@ func assetsAOT(x *call) error {
 	}
 	// 2. The builder image with the pinned wasmer.
 	ctx := x.ctx()
-	runner, err := build.NewDockerRunner(ctx, tc.Platform)
+	dr, err := runner.NewDocker(ctx, tc.Platform)
 	if err != nil {
 		return fmt.Errorf("assets aot: %w", err)
 	}
-	defer runner.Close()
+	defer dr.Close()
 	target, err := build.ResolveTarget(m, l.Root, wasixTarget, "")
 	if err != nil {
 		return fmt.Errorf("assets aot: %w", err)
 	}
-	id, ok, err := build.LookupBuilder(ctx, runner.Client(), build.BuilderSpec{Target: target, Root: l.Root, BaseImage: baseImage(x)})
+	id, ok, err := dr.Toolchain(ctx, target.ToolchainSpec(baseImage(x)), false, io.Discard)
 	if err != nil {
 		return fmt.Errorf("assets aot: %w", err)
 	}
@@ -174,11 +176,11 @@ func assetsAOT(x *call) error {
 	// 3. One compile step per module and triple, in that image.
 	manifests, err := aot.Compile(ctx, aot.CompileOptions{
 		Run: func(ctx context.Context, s aot.Step, log io.Writer) error {
-			bs := build.Step{Stage: "aot", Image: s.Image, Env: s.Env, Cmd: s.Cmd}
+			bs := runner.Step{Stage: "aot", Image: s.Image, Env: s.Env, Cmd: s.Cmd}
 			for _, mt := range s.Mounts {
-				bs.Mounts = append(bs.Mounts, build.Mount{Source: mt.Source, Target: mt.Target, ReadOnly: mt.ReadOnly})
+				bs.Mounts = append(bs.Mounts, runner.Mount{Source: mt.Source, Target: mt.Target, ReadOnly: mt.ReadOnly})
 			}
-			return runner.Run(ctx, bs, log)
+			return dr.Run(ctx, bs, log)
 		},
 		Image: id.ImageTag, WasmerVersion: wasmer.Version, RecipeDir: l.WasixRecipe(), RawDir: l.AOTRaw(),
 		OutDir: l.AOT, Modules: modules, Triples: triples, Log: x.stderr(),
@@ -203,5 +205,5 @@ func baseImage(x *call) string {
 	if v := x.String("base-image"); v != "" {
 		return v
 	}
-	return os.Getenv(build.BaseImageEnv)
+	return os.Getenv(runner.BaseImageEnv)
 }

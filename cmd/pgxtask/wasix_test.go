@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pglite-oxide/pgxtask/internal/build"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/wasm"
 	"github.com/pglite-oxide/pgxtask/internal/wasm/npmfixture"
 )
@@ -189,7 +189,7 @@ func TestExportListPGlite(t *testing.T) {
 // engine (the builder image is looked up, not built: it cannot be built
 // here). The exact plan is pinned by internal/build's golden test.
 func TestAssetsBuildWasixDryRun(t *testing.T) {
-	if d, err := build.NewDockerRunner(context.Background(), "linux/amd64"); err != nil {
+	if d, err := runner.NewDocker(context.Background(), "linux/amd64"); err != nil {
 		if e2e.Enabled() {
 			t.Fatalf("docker engine required: %v", err)
 		}

@@ -17,7 +17,6 @@ package aot
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -32,6 +31,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pglite-oxide/pgxtask/internal/archive/tarzst"
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 )
 
 // ManifestFormat is the format-version of manifest.json.
@@ -108,10 +108,7 @@ type Input struct {
 	RawPath      string
 }
 
-func sha(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
+func sha(b []byte) string { return digest.Bytes(b) }
 
 func checkHex(field, v string) error {
 	if len(v) != 64 {

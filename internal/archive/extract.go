@@ -13,8 +13,6 @@ package archive
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -23,6 +21,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 )
 
 // Default limits used when ExtractOptions leaves a limit at zero.
@@ -162,7 +162,7 @@ func (x *extractor) run(r io.Reader) error {
 	var h hash.Hash
 	raw := r
 	if x.opts.SHA256 != "" {
-		h = sha256.New()
+		h = digest.New()
 		raw = io.TeeReader(r, h)
 	}
 	stream := raw
@@ -225,7 +225,7 @@ func (x *extractor) run(r io.Reader) error {
 		if n > 1<<20 {
 			return &Error{Err: fmt.Errorf("%w: more than 1 MiB of data after the end of the archive", ErrTooLarge)}
 		}
-		got := hex.EncodeToString(h.Sum(nil))
+		got := digest.Hex(h)
 		if !strings.EqualFold(got, x.opts.SHA256) {
 			return &Error{Err: fmt.Errorf("%w: got %s, want %s", ErrChecksum, got, x.opts.SHA256)}
 		}

@@ -9,17 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/client"
 	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/perf"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 )
 
 func benchLayout(b *testing.B) project.Layout {
 	b.Helper()
 	// The local base image scripts/setup imports, as the e2e tests use.
-	if os.Getenv(build.BaseImageEnv) == "" {
-		b.Setenv(build.BaseImageEnv, "pgxtask/debian:bookworm")
+	if os.Getenv(runner.BaseImageEnv) == "" {
+		b.Setenv(runner.BaseImageEnv, "pgxtask/debian:bookworm")
 	}
 	wd, _ := os.Getwd()
 	l, err := project.Find(wd)
@@ -34,7 +35,7 @@ func benchLayout(b *testing.B) project.Layout {
 // Target: at most 1 s. Needs a finished build of linux-amd64.
 func BenchmarkNoopRebuild(b *testing.B) {
 	l := benchLayout(b)
-	if _, err := build.LoadRecord(l.TargetDir("linux-amd64")); err != nil {
+	if _, err := buildrecord.Load(l.TargetDir("linux-amd64")); err != nil {
 		b.Skipf("needs a finished build: %v", err)
 	}
 	ctx := context.Background()
@@ -90,23 +91,23 @@ func BenchmarkColdBuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		d, err := build.RunnerFor(bl)
-		if err != nil {
-			b.Fatal(err)
+		d, ok := bl.Runner().(*runner.Docker)
+		if !ok {
+			b.Fatal("the build does not use the docker runner")
 		}
 		if withFill {
 			// Removed at the end, also when a build fails or is interrupted.
 			b.Cleanup(func() {
-				if err := d.Client().VolumeRemove(context.Background(), vol, true); err != nil && !client.IsErrNotFound(err) {
+				if err := d.RemoveVolume(context.Background(), vol); err != nil {
 					b.Logf("removing the compiler cache volume %s: %v", vol, err)
 				}
 			})
 		}
 		plainMake := func() time.Duration {
 			start := time.Now()
-			err := d.Run(ctx, build.Step{
+			err := d.Run(ctx, runner.Step{
 				Stage: "bench-plain-make", Image: bl.Toolchain().ImageTag,
-				Mounts: []build.Mount{{Source: l.Checkout("postgresql-15"), Target: "/src", ReadOnly: true}},
+				Mounts: []runner.Mount{{Source: l.Checkout("postgresql-15"), Target: "/src", ReadOnly: true}},
 				Cmd:    []string{"sh", "-c", "mkdir /b && cd /b && /src/configure --prefix=/opt/pgx --with-openssl --with-libxml --with-libxslt --with-icu --with-uuid=e2fs --with-lz4 --with-zstd --with-readline CFLAGS=-O2 >/dev/null && make -s -j2 && make -s -j2 -C contrib && make -s install >/dev/null && make -s -C contrib install >/dev/null"},
 			}, os.Stderr)
 			if err != nil {

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
@@ -99,12 +101,15 @@ func testBuilder(t *testing.T, root string, opts Options, host bool) *Builder {
 		t.Fatal(err)
 	}
 	if host {
-		b.runner = &HostRunner{CCacheDir: filepath.Join(root, "ccache")}
+		b.runner = &runner.Host{CCacheDir: filepath.Join(root, "ccache")}
 		if err := b.resolveIdentity(context.Background(), false); err != nil {
 			t.Fatal(err)
 		}
 	} else {
-		b.identity = Identity{Runner: RunnerDocker, Platform: "linux/amd64", ImageTag: "pgxtask/builder:linux-amd64-test",
+		// A docker runner without an engine: plans ask it only for the
+		// compiler cache mount.
+		b.runner = &runner.Docker{CCacheVolume: opts.CCacheVolume}
+		b.identity = dist.Toolchain{Runner: RunnerDocker, Platform: "linux/amd64", ImageTag: "pgxtask/builder:linux-amd64-test",
 			ImageID: "sha256:" + strings.Repeat("ab", 32), BaseImage: b.target.Toolchain.BaseImage,
 			Recipe: "assets/native-build", Compiler: "gcc", CompilerVersion: "12"}
 		b.ready = true
@@ -251,7 +256,7 @@ func TestOnlyUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.identity = Identity{Runner: RunnerDocker}
+	b.identity = dist.Toolchain{Runner: RunnerDocker}
 	err = b.computeUnits()
 	if err == nil || !strings.Contains(err.Error(), "--only nope: no such stage") {
 		t.Fatalf("err = %v", err)

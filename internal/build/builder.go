@@ -1,9 +1,11 @@
-// Package build builds the native targets (linux-amd64, linux-arm64) from the
-// fetched sources and the generated build plan: a builder image made by
-// pgxtask from assets/native-build through the Docker Engine API (or the host
-// compilers), an ordered list of stages (runtime, contrib, pgxs, sql-only,
-// pg-dump, pgdata-template) whose units are cached by the hash of what they
-// read, and the build record build.json that packaging reads.
+// Package build builds a target of the target table from the fetched
+// sources and the generated build plan: one runner (internal/runner: the
+// builder image's containers, or the host compilers) runs an ordered list
+// of stages (runtime, contrib, pgxs, sql-only, pg-dump, pgdata-template)
+// whose units are cached by the hash of what they read, and the build
+// record build.json (internal/buildrecord) is written for packaging. What
+// differs between native and WASIX targets is the target kind's hooks
+// (kind.go).
 //
 // Layout of an output root (target/pgxtask/<target> by default):
 //
@@ -14,40 +16,42 @@
 //	stage/.records/          completion records (one per unit, holding its key)
 //	build.json               the build record, written when every unit is complete
 //	logs/<stage>.log         the last run's output of each stage
+//
+// The formats of build.json, template.json, the completion records and the
+// build lock belong to internal/buildrecord.
 package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/gofrs/flock"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
+	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 	"github.com/pglite-oxide/pgxtask/internal/termui"
 )
 
-// Runner names accepted by Options.Runner.
+// Runner names accepted by Options.Runner (internal/runner's names).
 const (
-	RunnerAuto   = "auto"
-	RunnerDocker = "docker"
-	RunnerHost   = "host"
+	RunnerAuto   = runner.Auto
+	RunnerDocker = runner.DockerName
+	RunnerHost   = runner.HostName
 )
-
-// DefaultCCacheVolume is the docker volume holding the compiler cache.
-const DefaultCCacheVolume = "pgxtask-ccache"
 
 // Options configures a build. The zero value of every optional field picks
 // the default.
@@ -72,7 +76,7 @@ type Options struct {
 	// root, which starts with an empty stage cache.
 	OutputRoot string
 	// CCacheVolume is the docker volume of the compiler cache ("" =
-	// pgxtask-ccache). CCacheDir is the host runner's cache folder ("" =
+	// runner.DefaultCCacheVolume). CCacheDir is the host runner's cache folder ("" =
 	// <user cache>/ccache).
 	CCacheVolume string
 	CCacheDir    string
@@ -80,9 +84,9 @@ type Options struct {
 	// the volume CCacheVolume (docker) or the folder CCacheDir (host).
 	// Outputs and stage keys are the same either way. Off by default: a
 	// release build does not read a mutable cache, filling a new cache
-	// costs about 10% of the make phase, and it hits only when the
-	// compiles are unchanged (a recipe or builder image change; a
-	// PostgreSQL pin bump changes pg_config.h and so every compile).
+	// costs time, and it hits only when the compiles are unchanged (a
+	// recipe or builder image change; a PostgreSQL pin bump changes
+	// pg_config.h and so every compile).
 	CCache bool
 	// PlanFile is the build plan ("" = assets/generated/extensions.build-plan.json).
 	// A missing default plan builds no extensions and says so.
@@ -102,26 +106,28 @@ type Builder struct {
 	out      string
 	manifest *sources.Manifest
 	target   *Target
+	kind     *kind
 	entries  []catalog.PlanEntry
 	makeVars map[string]string // configure facts the plan was generated with
 	planNote string
 
-	runner   Runner
-	docker   *DockerRunner
-	spec     BuilderSpec
-	identity Identity
+	runner   runner.Runner
+	spec     runner.ToolchainSpec
+	identity dist.Toolchain
 	ready    bool // the toolchain identity is final (builder image exists)
 
-	cache   stageCache
-	runtime *Unit
+	records buildrecord.Units
 	stages  []planned
 	log     io.Writer
 	verbose bool
 }
 
+// planned is one stage of the resolved build: its units and the units of
+// earlier stages it reads.
 type planned struct {
 	def   *stageDef
 	units []*Unit
+	up    upstream
 }
 
 // New resolves opts: loads sources.toml, the profile and the build plan,
@@ -135,9 +141,10 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 	if err := b.pickRunner(ctx); err != nil {
 		return nil, err
 	}
-	if opts.CCache && !b.target.WASIX && b.runner.Name() == RunnerHost {
-		if _, err := exec.LookPath("ccache"); err != nil {
-			return nil, errors.New("--ccache (or PGXTASK_CCACHE=1) with the host runner: ccache is not on PATH (install it, e.g. apt-get install ccache, or build without the compiler cache)")
+	if opts.CCache && b.kind.ccache {
+		if err := b.runner.CheckCache(); err != nil {
+			b.Close()
+			return nil, err
 		}
 	}
 	if err := b.resolveIdentity(ctx, false); err != nil {
@@ -155,7 +162,7 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 // and profile, the build plan.
 func prepare(opts Options) (*Builder, error) {
 	if opts.Target == "" {
-		return nil, errors.New("no target: pass --target (" + strings.Join(Targets, ", ") + ")")
+		return nil, errors.New("no target: pass --target (" + strings.Join(target.Buildable(), ", ") + ")")
 	}
 	b := &Builder{opts: opts, root: opts.Layout.Root, log: opts.Log}
 	if b.log == nil {
@@ -167,7 +174,7 @@ func prepare(opts Options) (*Builder, error) {
 		b.out = opts.Layout.TargetDir(opts.Target)
 	}
 	b.out, _ = filepath.Abs(b.out)
-	b.cache = stageCache{root: filepath.Join(b.out, "stage")}
+	b.records = buildrecord.UnitsOf(b.out)
 	m, err := sources.Load(opts.Layout.SourcesFile())
 	if err != nil {
 		return nil, err
@@ -177,31 +184,48 @@ func prepare(opts Options) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.target = t
+	b.target, b.kind = t, kinds[t.Kind]
 	if err := b.loadPlan(); err != nil {
 		return nil, err
 	}
 	base := opts.BaseImage
 	if base == "" {
-		base = os.Getenv(BaseImageEnv)
+		base = os.Getenv(runner.BaseImageEnv)
 	}
-	b.spec = BuilderSpec{Target: t, Root: b.root, BaseImage: base}
+	b.spec = t.ToolchainSpec(base)
+	b.spec.SourcesFile = rel(b.root, m.Path)
 	return b, nil
 }
 
-// Close releases the engine connection.
+// ToolchainSpec is what a runner needs to resolve the target's toolchain
+// identity; baseImage overrides the builder's FROM ("" = the pinned one).
+func (t *Target) ToolchainSpec(baseImage string) runner.ToolchainSpec {
+	k := kinds[t.Kind]
+	s := runner.ToolchainSpec{Target: t.Name, Toolchain: t.Toolchain, RecipeDir: t.RecipeDir, BaseImage: baseImage,
+		BuildArgs: downloadBuildArgs(t.Toolchain), DownloadsKey: downloadsKey(t.Toolchain)}
+	if k.noHost != nil {
+		s.NoHost = k.noHost(t.Toolchain)
+	}
+	return s
+}
+
+// Close releases the runner (the engine connection).
 func (b *Builder) Close() error {
-	if b.docker != nil {
-		return b.docker.Close()
+	if b.runner != nil {
+		return b.runner.Close()
 	}
 	return nil
 }
+
+// Runner is the runner the build's steps run on (benchmarks and tests run
+// their own steps in the same toolchain).
+func (b *Builder) Runner() runner.Runner { return b.runner }
 
 // OutputRoot is the folder of stage/, build.json and logs/.
 func (b *Builder) OutputRoot() string { return b.out }
 
 // StageRoot is OutputRoot/stage.
-func (b *Builder) StageRoot() string { return b.cache.root }
+func (b *Builder) StageRoot() string { return b.records.Root }
 
 // RunnerName is the runner picked ("docker" or "host").
 func (b *Builder) RunnerName() string { return b.runner.Name() }
@@ -210,7 +234,7 @@ func (b *Builder) loadPlan() error {
 	pf := b.opts.PlanFile
 	explicit := pf != ""
 	if pf == "" {
-		pf = filepath.Join(b.opts.Layout.Generated(), "extensions.build-plan.json")
+		pf = b.opts.Layout.BuildPlan()
 	}
 	if _, err := os.Stat(pf); err != nil && !explicit {
 		b.planNote = fmt.Sprintf("no build plan at %s: building no extensions (run 'pgxtask extensions build-plan --write')", rel(b.root, pf))
@@ -244,17 +268,17 @@ func (b *Builder) loadPlan() error {
 func (b *Builder) pickRunner(ctx context.Context) error {
 	switch b.opts.Runner {
 	case "", RunnerAuto:
-		if d, err := NewDockerRunner(ctx, b.target.Toolchain.Platform); err == nil {
-			b.docker, b.runner = d, d
+		if d, err := b.dockerRunner(ctx); err == nil {
+			b.runner = d
 		} else {
 			b.runner = b.hostRunner()
 		}
 	case RunnerDocker:
-		d, err := NewDockerRunner(ctx, b.target.Toolchain.Platform)
+		d, err := b.dockerRunner(ctx)
 		if err != nil {
 			return err
 		}
-		b.docker, b.runner = d, d
+		b.runner = d
 	case RunnerHost:
 		b.runner = b.hostRunner()
 	default:
@@ -263,63 +287,67 @@ func (b *Builder) pickRunner(ctx context.Context) error {
 	return nil
 }
 
-func (b *Builder) hostRunner() *HostRunner {
+func (b *Builder) dockerRunner(ctx context.Context) (*runner.Docker, error) {
+	d, err := runner.NewDocker(ctx, b.target.Toolchain.Platform)
+	if err != nil {
+		return nil, err
+	}
+	d.CCacheVolume = b.opts.CCacheVolume
+	return d, nil
+}
+
+func (b *Builder) hostRunner() *runner.Host {
 	dir := b.opts.CCacheDir
 	if dir == "" {
 		if c, err := project.CacheDir(); err == nil {
 			dir = filepath.Join(c, "ccache")
 		}
 	}
-	return &HostRunner{CCacheDir: dir}
+	return &runner.Host{CCacheDir: dir}
 }
 
-// resolveIdentity sets the toolchain identity: for docker the builder image
-// (built when build is true), for host the host compiler.
-func (b *Builder) resolveIdentity(ctx context.Context, build bool) error {
-	tc := b.target.Toolchain
-	if b.docker == nil && b.target.WASIX {
-		return fmt.Errorf("target wasix builds only with the docker runner: its toolchain (wasixcc, sysroots, LLVM, binaryen, wasmer) exists only in the builder image of %s; start a Docker engine ('sudo bash scripts/setup') and use --runner docker or auto", tc.Recipe)
+// resolveIdentity sets the toolchain identity from the runner: for docker
+// the builder image (built when create is true), for host the host
+// compiler.
+func (b *Builder) resolveIdentity(ctx context.Context, create bool) error {
+	var log io.Writer = io.Discard
+	if create {
+		w := b.stageWriter("builder-image")
+		defer w.Close()
+		log = w
 	}
-	if b.docker == nil {
-		line, major, err := hostCompiler(ctx)
-		if err != nil {
-			return err
-		}
-		if major != tc.CompilerVersion {
-			return fmt.Errorf("host runner: %s, but [toolchain.%s] compiler-version = %q in %s: use --runner docker, or a host with gcc %s", line, b.target.Name, tc.CompilerVersion, rel(b.root, b.manifest.Path), tc.CompilerVersion)
-		}
-		b.identity = Identity{Runner: "host", Platform: "host/" + runtime.GOOS + "-" + runtime.GOARCH, Recipe: tc.Recipe,
-			Compiler: tc.Compiler, CompilerVersion: tc.CompilerVersion, HostCompiler: line}
-		b.ready = true
-		return nil
-	}
-	var (
-		id  Identity
-		ok  bool
-		err error
-	)
-	if build {
-		id, err = EnsureBuilder(ctx, b.docker.Client(), b.spec, b.stageWriter("builder-image"))
-		ok = err == nil
-	} else {
-		id, ok, err = LookupBuilder(ctx, b.docker.Client(), b.spec)
-	}
+	id, ready, err := b.runner.Toolchain(ctx, b.spec, create, log)
 	if err != nil {
 		return err
 	}
-	b.identity, b.ready = id, ok
+	b.identity, b.ready = id, ready
 	return nil
 }
 
+// computeUnits lists every stage's units with their keys, in order. A
+// stage's upstream is looked up by name among the units of the stages
+// above it: the only state that passes from one stage to the next.
 func (b *Builder) computeUnits() error {
 	b.stages = b.stages[:0]
+	done := map[string]*Unit{}
 	for i := range stages {
 		def := &stages[i]
-		us, err := def.units(b)
+		up := upstream{}
+		for _, n := range def.reads {
+			u, ok := done[n]
+			if !ok {
+				return fmt.Errorf("stage %s reads %s, which no earlier stage makes", def.Name, n)
+			}
+			up[n] = u
+		}
+		us, err := def.units(b, up)
 		if err != nil {
 			return fmt.Errorf("stage %s: %w", def.Name, err)
 		}
-		b.stages = append(b.stages, planned{def: def, units: us})
+		for _, u := range us {
+			done[u.Name] = u
+		}
+		b.stages = append(b.stages, planned{def: def, units: us, up: up})
 	}
 	if b.opts.Only != "" && b.selected() == 0 {
 		var names []string
@@ -349,6 +377,26 @@ func (b *Builder) wants(u *Unit) bool {
 	return o == "" || o == u.Stage || o == u.Name
 }
 
+// unitByName returns the unit called name.
+func (b *Builder) unitByName(name string) (*Unit, bool) {
+	for _, p := range b.stages {
+		for _, u := range p.units {
+			if u.Name == name {
+				return u, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// unitDir is the folder of a unit's output in the stage.
+func (b *Builder) unitDir(u *Unit) string {
+	return filepath.Join(b.records.Root, filepath.FromSlash(u.Dir))
+}
+
+// complete reports whether u has a completion record with its key.
+func (b *Builder) complete(u *Unit) bool { return b.records.Complete(u.Name, u.Key, u.Dir) }
+
 // Units returns every unit in build order.
 func (b *Builder) Units() []*Unit {
 	var out []*Unit
@@ -363,7 +411,7 @@ func (b *Builder) Units() []*Unit {
 func (b *Builder) recipeHashes(files ...string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, f := range files {
-		h, err := fileSHA256(filepath.Join(b.target.RecipeDir, filepath.FromSlash(f)))
+		h, err := digest.File(filepath.Join(b.target.RecipeDir, filepath.FromSlash(f)))
 		if err != nil {
 			return nil, fmt.Errorf("recipe file: %w", err)
 		}
@@ -372,42 +420,31 @@ func (b *Builder) recipeHashes(files ...string) (map[string]string, error) {
 	return out, nil
 }
 
-func (b *Builder) recipeMount() Mount {
-	return Mount{Source: b.target.RecipeDir, Target: RecipeMount, ReadOnly: true}
+func (b *Builder) recipeMount() runner.Mount {
+	return runner.Mount{Source: b.target.RecipeDir, Target: runner.RecipeMount, ReadOnly: true}
 }
 
-func (b *Builder) sourceMount(name string) Mount {
-	return Mount{Source: b.opts.Layout.Checkout(name), Target: SourceMountRoot + "/" + name, ReadOnly: true}
+func (b *Builder) sourceMount(name string) runner.Mount {
+	return runner.Mount{Source: b.opts.Layout.Checkout(name), Target: runner.SourceMountRoot + "/" + name, ReadOnly: true}
 }
 
-func (b *Builder) runtimeMount() Mount {
-	return Mount{Source: filepath.Join(b.cache.root, "runtime"), Target: PrefixMount, ReadOnly: true}
+// runtimeMount mounts the runtime unit of up read-only as the install
+// prefix.
+func (b *Builder) runtimeMount(up upstream) runner.Mount {
+	return runner.Mount{Source: b.unitDir(up["runtime"]), Target: runner.PrefixMount, ReadOnly: true}
 }
 
-// newStep fills in what every step shares: the image, the jobs, the compiler
-// and its cache.
-func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user string) Step {
+// newStep fills in what every step shares: the image, the jobs, the
+// locale, the compiler and its cache.
+func (b *Builder) newStep(stage string, mounts []runner.Mount, env, cmd []string, user string) runner.Step {
 	jobs := b.jobs()
-	// Build steps run in the C locale unless the step sets its own (the
-	// template's initdb: its init profile's locale): tools behave bytewise
-	// whatever the locale of the machine (the host runner passes its
-	// environment on), and no process start loads locale files (with
-	// C.UTF-8, a compile of src/backend/utils/adt took 28.4 s against 27.6
-	// s, four pairs; the stages came out identical). The WASIX steps keep
-	// C.UTF-8: their toolchain never ran here, so nothing showed that it is
-	// indifferent to the locale.
 	env = append(env, fmt.Sprintf("PGX_JOBS=%d", jobs))
 	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "LC_ALL=") }) {
-		loc := "C"
-		if b.target.WASIX {
-			loc = "C.UTF-8"
-		}
-		env = append(env, "LC_ALL="+loc, "LANG="+loc)
+		env = append(env, "LC_ALL="+b.kind.locale, "LANG="+b.kind.locale)
 	}
-	if b.target.WASIX { // wasixcc drives its own clang; the scripts set CC
-		env = append(env, "PGX_CC="+CompilerWASIX)
-	} else if user == "" && b.opts.CCache {
-		mounts = append(mounts, b.ccacheMount())
+	env = append(env, "PGX_CC="+b.kind.compiler)
+	if b.kind.ccache && user == "" && b.opts.CCache {
+		mounts = append(mounts, b.runner.CacheMount())
 		// The scripts put ccache in front of gcc for make only, through a
 		// link named gcc first on PATH (PGX_CCACHE=1): configure runs and
 		// records plain gcc, so pg_config and the installed Makefile.global
@@ -415,30 +452,13 @@ func (b *Builder) newStep(stage string, mounts []Mount, env, cmd []string, user 
 		// of serial test compiles pay nothing for it. Depend mode: on a
 		// miss ccache hashes the compiler's own -MMD output (make
 		// TARGET_ARCH=-MMD, see common.sh) instead of running the
-		// preprocessor a second time, which made a cold build 36% slower
-		// than plain make here (process starts are dear on this kind of
-		// machine).
-		env = append(env, "PGX_CC=gcc", "PGX_CCACHE=1", "CCACHE_DIR="+CCacheMount, "CCACHE_MAXSIZE=3G", "CCACHE_DEPEND=1")
-	} else {
-		env = append(env, "PGX_CC=gcc")
+		// preprocessor a second time, which costs a process start per
+		// compile.
+		env = append(env, "PGX_CCACHE=1", "CCACHE_DIR="+runner.CCacheMount, "CCACHE_MAXSIZE=3G", "CCACHE_DEPEND=1")
 	}
 	sort.Strings(env)
-	st := Step{Stage: stage, Mounts: mounts, Env: env, Cmd: cmd, User: user}
-	if b.identity.Runner == RunnerDocker {
-		st.Image = b.identity.ImageTag
-	}
-	return st
-}
-
-func (b *Builder) ccacheMount() Mount {
-	if h, ok := b.runner.(*HostRunner); ok {
-		return Mount{Source: h.CCacheDir, Target: CCacheMount}
-	}
-	v := b.opts.CCacheVolume
-	if v == "" {
-		v = DefaultCCacheVolume
-	}
-	return Mount{Source: v, Target: CCacheMount, Volume: true}
+	// The host runner's identity has no image tag: its steps name no image.
+	return runner.Step{Stage: stage, Image: b.identity.ImageTag, Mounts: mounts, Env: env, Cmd: cmd, User: user}
 }
 
 func (b *Builder) jobs() int {
@@ -449,10 +469,10 @@ func (b *Builder) jobs() int {
 }
 
 // sourcePins lists the target's sources as "name pin", sorted.
-func (b *Builder) sourcePins() []SourcePin {
-	var out []SourcePin
+func (b *Builder) sourcePins() []dist.SourcePin {
+	var out []dist.SourcePin
 	for _, s := range b.target.Sources {
-		out = append(out, SourcePin{Name: s.Name, Kind: s.Kind, Version: s.Version, Pin: s.Pin()})
+		out = append(out, dist.SourcePin{Name: s.Name, Kind: s.Kind, Version: s.Version, Pin: s.Pin()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -461,11 +481,11 @@ func (b *Builder) sourcePins() []SourcePin {
 // sourcePinsHash is the sha256 of the sorted "name pin" lines of the
 // target's sources.
 func (b *Builder) sourcePinsHash() string {
-	h := sha256.New()
+	h := digest.New()
 	for _, p := range b.sourcePins() {
 		fmt.Fprintf(h, "%s %s\n", p.Name, p.Pin)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return digest.Hex(h)
 }
 
 func rel(root, p string) string {
@@ -477,32 +497,19 @@ func rel(root, p string) string {
 
 // lock takes the build lock of the output root: one build at a time.
 func (b *Builder) lock(ctx context.Context) (*flock.Flock, error) {
-	if err := os.MkdirAll(b.out, 0o755); err != nil {
-		return nil, err
-	}
-	lk := flock.New(filepath.Join(b.out, ".build.lock"))
-	if ok, err := lk.TryLock(); err == nil && ok {
-		return lk, nil
-	}
-	fmt.Fprintf(b.log, "build: waiting for another build of %s to finish (lock %s)\n", rel(b.root, b.out), rel(b.root, lk.Path()))
-	ok, err := lk.TryLockContext(ctx, 200*time.Millisecond)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", b.out, err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("lock %s: another build holds it", b.out)
-	}
-	return lk, nil
+	return buildrecord.Lock(ctx, b.out, func(lock string) {
+		fmt.Fprintf(b.log, "build: waiting for another build of %s to finish (lock %s)\n", rel(b.root, b.out), rel(b.root, lock))
+	})
 }
 
 // Toolchain is the builder identity the keys were computed with.
-func (b *Builder) Toolchain() Identity { return b.identity }
+func (b *Builder) Toolchain() dist.Toolchain { return b.identity }
 
-// RunnerFor returns the docker runner of b (benchmarks and tests run their
-// own steps in the same builder image); an error when b runs on the host.
-func RunnerFor(b *Builder) (*DockerRunner, error) {
-	if b.docker == nil {
-		return nil, errors.New("the build does not use the docker runner")
+// hashJSON is the hex sha256 of v's JSON encoding: a stage key.
+func hashJSON(v any) (string, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("stage key: %w", err)
 	}
-	return b.docker, nil
+	return digest.Bytes(data), nil
 }

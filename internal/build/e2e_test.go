@@ -3,8 +3,6 @@ package build_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +17,11 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/gofrs/flock"
 	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
+	"github.com/pglite-oxide/pgxtask/internal/smoke"
 )
 
 const target = "linux-amd64"
@@ -64,7 +65,7 @@ func createdContainers(t *testing.T, cli *client.Client, since, until time.Time)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("event", "create"), filters.Arg("label", build.LabelStage))
+	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("event", "create"), filters.Arg("label", runner.LabelStage))
 	msgs, errs := cli.Events(ctx, events.ListOptions{Since: since.Add(-time.Second).Format(time.RFC3339Nano), Until: until.Add(time.Second).Format(time.RFC3339Nano), Filters: f})
 	var out []string
 	for {
@@ -73,7 +74,7 @@ func createdContainers(t *testing.T, cli *client.Client, since, until time.Time)
 			if !ok {
 				return out
 			}
-			out = append(out, m.Actor.Attributes[build.LabelStage])
+			out = append(out, m.Actor.Attributes[runner.LabelStage])
 		case err := <-errs:
 			if err != nil && err.Error() != "EOF" && !strings.Contains(err.Error(), "EOF") {
 				t.Fatalf("docker events: %v", err)
@@ -87,13 +88,13 @@ func createdContainers(t *testing.T, cli *client.Client, since, until time.Time)
 // not.
 func leftoverContainers(t *testing.T, cli *client.Client, stage string) []string {
 	t.Helper()
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", build.LabelStage+"="+stage))})
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", runner.LabelStage+"="+stage))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, c := range list {
-		out = append(out, c.ID[:12]+" "+c.Labels[build.LabelStage])
+		out = append(out, c.ID[:12]+" "+c.Labels[runner.LabelStage])
 	}
 	return out
 }
@@ -102,7 +103,7 @@ func leftoverContainers(t *testing.T, cli *client.Client, stage string) []string
 // entry, pg_dump and the template; a second build starts no container.
 func TestE2ENativeBuild(t *testing.T) {
 	out := builtTarget(t)
-	rec, err := build.LoadRecord(out)
+	rec, err := buildrecord.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestE2ENativeBuild(t *testing.T) {
 			t.Errorf("%s: %v", e.ID, err)
 		}
 	}
-	var tm build.TemplateManifest
+	var tm buildrecord.Template
 	data, err := os.ReadFile(filepath.Join(rec.StageDir(out, "pgdata-template"), "template.json"))
 	if err != nil || json.Unmarshal(data, &tm) != nil || tm.CatalogVersion != "202209061" || tm.PostgresVersion != "15.18" {
 		t.Fatalf("template.json: %v %+v", err, tm)
@@ -200,18 +201,18 @@ func TestE2ECompilerRecord(t *testing.T) {
 	// (the README's main job) has the same keys and stays: then build a
 	// runtime of its own with the cache.
 	compilerCache := func(root string) string {
-		cc, err := build.CompilerCache(root, "runtime")
+		cc, err := buildrecord.CompilerCache(root, "runtime")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return cc
 	}
-	if cc := compilerCache(out); cc != build.DefaultCCacheVolume {
+	if cc := compilerCache(out); cc != runner.DefaultCCacheVolume {
 		t.Logf("the shared runtime was built with compiler cache %q: building one with --ccache", cc)
 		out = t.TempDir()
 		e2e.MustRun(t, "assets", "build", "--target", target, "--runner", "docker", "--execute", "--ccache", "--only", "runtime", "--output-root", out)
-		if cc := compilerCache(out); cc != build.DefaultCCacheVolume {
-			t.Fatalf("assets build --ccache: the runtime's record names compiler cache %q, want %s", cc, build.DefaultCCacheVolume)
+		if cc := compilerCache(out); cc != runner.DefaultCCacheVolume {
+			t.Fatalf("assets build --ccache: the runtime's record names compiler cache %q, want %s", cc, runner.DefaultCCacheVolume)
 		}
 	}
 	rt := filepath.Join(out, "stage", "runtime")
@@ -246,7 +247,7 @@ func TestE2ECompilerRecord(t *testing.T) {
 func TestE2ESmoke(t *testing.T) {
 	builtTarget(t)
 	res := e2e.MustRun(t, "assets", "smoke", "--target", target, "--json")
-	var rep build.SmokeReport
+	var rep smoke.SmokeReport
 	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
 		t.Fatalf("smoke --json: %v\n%s", err, res.Stdout)
 	}
@@ -254,7 +255,7 @@ func TestE2ESmoke(t *testing.T) {
 		t.Fatalf("smoke: %d results, failed %v", len(rep.Results), rep.Failed())
 	}
 	for _, r := range rep.Results {
-		if r.Result.Direct != build.SmokePassed || r.Result.Restart != build.SmokePassed {
+		if r.Result.Direct != smoke.SmokePassed || r.Result.Restart != smoke.SmokePassed {
 			t.Errorf("%s: %+v", r.ID, r.Result)
 		}
 	}
@@ -356,11 +357,11 @@ func TestE2EInterruptAndRebuildOne(t *testing.T) {
 	if strings.Join(created, " ") != "pgxs" {
 		t.Fatalf("the rebuild created containers for %v, want one for pgxs\n%s", created, res.Stderr)
 	}
-	rec, err := build.LoadRecord(root)
+	rec, err := buildrecord.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	orig, err := build.LoadRecord(out)
+	orig, err := buildrecord.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,43 +372,6 @@ func TestE2EInterruptAndRebuildOne(t *testing.T) {
 	for _, s := range rec.Stages {
 		if changed := keys[s.Name] != s.Key; changed != (s.Name == "ext/vector") {
 			t.Errorf("%s: key changed = %v", s.Name, changed)
-		}
-	}
-}
-
-// TestE2ECancelDuringCreate cancels Run's context at many moments around
-// container creation, on the real engine: whenever the engine created the
-// container, Run must remove it, even when the create call itself returned
-// the cancellation (the response was still on its way). SIGINT during a
-// build hit that window once in a CI rehearsal.
-func TestE2ECancelDuringCreate(t *testing.T) {
-	e2e.Require(t)
-	cli := dockerClient(t)
-	image := os.Getenv(build.BaseImageEnv)
-	if image == "" {
-		image = "pgxtask/debian:bookworm"
-	}
-	if _, err := cli.ImageInspect(context.Background(), image); err != nil {
-		t.Fatalf("image %s: %v (run 'sudo bash scripts/setup')", image, err)
-	}
-	r, err := build.NewDockerRunner(context.Background(), "linux/amd64")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	stage := fmt.Sprintf("cancel-test-%d", os.Getpid())
-	for delay := time.Duration(0); delay <= 20*time.Millisecond; delay += time.Millisecond {
-		ctx, cancel := context.WithTimeout(context.Background(), delay)
-		err := r.Run(ctx, build.Step{Stage: stage, Image: image, Cmd: []string{"sleep", "5"}}, io.Discard)
-		cancel()
-		if err == nil {
-			t.Fatalf("delay %s: a cancelled run succeeded", delay)
-		}
-		if left := leftoverContainers(t, cli, stage); len(left) != 0 {
-			for _, c := range left {
-				cli.ContainerRemove(context.Background(), strings.Fields(c)[0], container.RemoveOptions{Force: true})
-			}
-			t.Fatalf("delay %s: container left after a cancelled run (%v): %v", delay, err, left)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,19 +14,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
 // Execute builds every stale unit (or those --only selects), in stage order,
 // and writes build.json when every unit is complete. Units that are cached
 // are not run and no container starts for them.
-func (b *Builder) Execute(ctx context.Context) (*Record, error) {
+func (b *Builder) Execute(ctx context.Context) (*buildrecord.Record, error) {
 	lk, err := b.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer lk.Unlock()
-	if err := b.cache.cleanTmp(); err != nil {
+	if err := b.records.CleanTmp(); err != nil {
 		return nil, fmt.Errorf("remove interrupted outputs: %w", err)
 	}
 	if b.planNote != "" {
@@ -71,8 +72,10 @@ func (b *Builder) runStage(ctx context.Context, p planned) error {
 	if len(stale) == 0 {
 		return nil
 	}
-	if p.def.Name != "runtime" && !b.runtime.Cached {
-		return fmt.Errorf("stage %s reads runtime, which is not built: run 'pgxtask assets build --target %s --execute' (or --only runtime) first", p.def.Name, b.target.Name)
+	for _, n := range p.def.reads {
+		if !p.up[n].Cached {
+			return fmt.Errorf("stage %s reads %s, which is not built: run 'pgxtask assets build --target %s --execute' (or --only %s) first", p.def.Name, n, b.target.Name, p.up[n].Stage)
+		}
 	}
 	for _, u := range stale {
 		for _, s := range u.Sources {
@@ -100,13 +103,13 @@ func (b *Builder) runStage(ctx context.Context, p planned) error {
 		return err
 	}
 	for _, u := range stale {
-		if err := b.cache.invalidate(u.Name); err != nil {
+		if err := b.records.Invalidate(u.Name); err != nil {
 			return err
 		}
 	}
 	switch {
 	case p.def.local != nil:
-		if err := p.def.local(b, stale, tmp); err != nil {
+		if err := p.def.local(b, p.up, stale, tmp); err != nil {
 			return fmt.Errorf("stage %s: %w", p.def.Name, err)
 		}
 	default:
@@ -115,12 +118,12 @@ func (b *Builder) runStage(ctx context.Context, p planned) error {
 		}
 	}
 	if p.def.finish != nil {
-		if err := p.def.finish(b, stale, tmp); err != nil {
+		if err := p.def.finish(b, p.up, stale, tmp); err != nil {
 			return fmt.Errorf("stage %s: %w", p.def.Name, err)
 		}
 	}
 	for _, u := range stale {
-		if err := b.keep(u, tmp); err != nil {
+		if err := b.keep(p.def, u, tmp); err != nil {
 			return fmt.Errorf("stage %s: %w", p.def.Name, err)
 		}
 	}
@@ -130,12 +133,12 @@ func (b *Builder) runStage(ctx context.Context, p planned) error {
 
 // keep checks a unit's output in the stage's temporary folder and commits
 // it to the stage cache.
-func (b *Builder) keep(u *Unit, tmp string) error {
+func (b *Builder) keep(def *stageDef, u *Unit, tmp string) error {
 	out := filepath.Join(tmp, u.tmpName)
-	if err := b.checkOutput(u, out); err != nil {
+	if err := b.checkOutput(def, u, out); err != nil {
 		return err
 	}
-	if err := b.cache.commit(u, out); err != nil {
+	if err := b.records.Commit(buildrecord.Unit{Name: u.Name, Key: u.Key, Dir: u.Dir, CompilerCache: u.compilerCache}, out); err != nil {
 		return err
 	}
 	u.Cached = true
@@ -143,39 +146,23 @@ func (b *Builder) keep(u *Unit, tmp string) error {
 }
 
 func (b *Builder) tmpRoot() string {
-	d := filepath.Join(b.cache.root, tmpDir)
+	d := b.records.TmpRoot()
 	_ = os.MkdirAll(d, 0o755)
 	return d
 }
 
 func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp string) error {
-	switch p.def.Name {
-	case "runtime":
-		if err := os.Mkdir(filepath.Join(tmp, "runtime"), 0o755); err != nil {
-			return err
-		}
-	case "pgdata-template":
-		if err := os.Mkdir(filepath.Join(tmp, "pgdata-template"), 0o755); err != nil {
-			return err
-		}
-		if os.Geteuid() == 0 {
-			for _, d := range []string{tmp, filepath.Join(tmp, "pgdata-template")} {
-				if err := os.Chown(d, 65534, 65534); err != nil {
-					return err
-				}
-			}
-		}
-	default:
-		if err := b.writeExtJobs(tmp, stale); err != nil {
+	if p.def.prepare != nil {
+		if err := p.def.prepare(b, stale, tmp); err != nil {
 			return err
 		}
 	}
-	step, err := p.def.step(b, stale, tmp)
+	step, err := p.def.step(b, p.up, stale, tmp)
 	if err != nil {
 		return err
 	}
 	for _, m := range step.Mounts {
-		if m.Target == CCacheMount {
+		if m.Target == runner.CCacheMount {
 			for _, u := range stale {
 				u.compilerCache = m.Source
 			}
@@ -189,13 +176,11 @@ func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp str
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		// An extension batch commits the units that finished before
-		// reporting the ones that failed.
-		if p.def.step != nil && p.def.Name != "runtime" && p.def.Name != "pgdata-template" {
+		if p.def.partial {
 			var failed []string
 			for _, u := range stale {
 				if _, serr := os.Stat(filepath.Join(tmp, u.tmpName+".ok")); serr == nil {
-					kerr := b.keep(u, tmp)
+					kerr := b.keep(p.def, u, tmp)
 					if kerr == nil {
 						continue
 					}
@@ -210,42 +195,13 @@ func (b *Builder) runStep(ctx context.Context, p planned, stale []*Unit, tmp str
 	return nil
 }
 
-// writeExtJobs writes .jobs/<id>/{src,args} for ext.sh.
-func (b *Builder) writeExtJobs(tmp string, stale []*Unit) error {
-	for _, u := range stale {
-		dir := filepath.Join(tmp, ".jobs", u.tmpName)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		src, args := extJob(u)
-		if b.identity.Runner == RunnerHost {
-			// The host runner maps env and command, not file contents.
-			src = filepath.Join(b.opts.Layout.Checkout(u.Entry.Source), filepath.FromSlash(u.Entry.SourceDir))
-		}
-		if err := os.WriteFile(filepath.Join(dir, "src"), []byte(src+"\n"), 0o644); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, "args"), []byte(strings.Join(args, "\n")+"\n"), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkOutput rejects an output folder that cannot be right.
-func (b *Builder) checkOutput(u *Unit, out string) error {
+// checkOutput rejects an output folder that cannot be right: the stage's
+// required file is missing, a compiled output is not relocatable, or the
+// stage's own check fails.
+func (b *Builder) checkOutput(def *stageDef, u *Unit, out string) error {
 	need := ""
-	switch {
-	case u.Name == "runtime":
-		need = "bin/postgres"
-	case u.Name == "pg-dump":
-		need = "bin/pg_dump"
-	case u.Name == "pgdata-template":
-		need = "data/PG_VERSION"
-	case u.Entry != nil && u.Entry.ModuleFile != "":
-		need = "lib/postgresql/" + u.Entry.ModuleFile
-	case u.Entry != nil && u.Entry.ControlFile != "":
-		need = "share/postgresql/extension/" + filepath.Base(u.Entry.ControlFile)
+	if def.required != nil {
+		need = def.required(u)
 	}
 	if need == "" {
 		return nil
@@ -253,13 +209,13 @@ func (b *Builder) checkOutput(u *Unit, out string) error {
 	if _, err := os.Stat(filepath.Join(out, need)); err != nil {
 		return fmt.Errorf("%s: the step finished but %s was not installed", u.Name, need)
 	}
-	if !b.target.WASIX && (u.Name == "runtime" || u.Entry != nil) {
+	if def.native && b.kind.relocatable {
 		if err := checkRelocatable(out); err != nil {
 			return fmt.Errorf("%s: %w", u.Name, err)
 		}
 	}
-	if u.Name == "runtime" {
-		return b.checkMakeVars(filepath.Join(out, "lib", "postgresql", "pgxs", "src", "Makefile.global"))
+	if def.check != nil {
+		return def.check(b, u, out)
 	}
 	return nil
 }
@@ -341,7 +297,7 @@ type stageLog struct {
 }
 
 func (b *Builder) stageWriter(stage string) *stageLog {
-	dir := filepath.Join(b.out, "logs")
+	dir := filepath.Join(b.out, logsDir)
 	_ = os.MkdirAll(dir, 0o755)
 	p := filepath.Join(dir, strings.ReplaceAll(stage, "/", "-")+".log")
 	f, _ := os.Create(p)
@@ -415,7 +371,8 @@ func (l *stageLog) tail() string {
 	return sb.String()
 }
 
-var errIncomplete = errors.New("incomplete")
+// logsDir holds logs/<stage>.log in the output root.
+const logsDir = "logs"
 
 // atPin reports whether the checkout of src is at its pin, from what
 // 'pgxtask sources fetch' leaves: the pin record beside an archive checkout,
@@ -431,7 +388,7 @@ func atPin(checkouts string, src sources.Source) bool {
 		var rec sources.PinRecord
 		return json.Unmarshal(data, &rec) == nil && rec.SHA256 == src.SHA256
 	case sources.KindGit:
-		head, err := os.ReadFile(filepath.Join(checkouts, src.Name, ".git", "HEAD"))
+		head, err := os.ReadFile(filepath.Join(f.Dir(src.Name), ".git", "HEAD"))
 		return err == nil && strings.TrimSpace(string(head)) == src.Commit
 	}
 	return false

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/pgcontrol"
 )
@@ -67,7 +68,7 @@ func TestExecuteHostRunner(t *testing.T) {
 	if rec.PostgresVersion != "15.18" || rec.CatalogVersion != "202209061" || len(rec.Extensions) != 6 || len(rec.Stages) != 9 {
 		t.Errorf("record: postgres %s catalog %s, %d extensions, %d stages", rec.PostgresVersion, rec.CatalogVersion, len(rec.Extensions), len(rec.Stages))
 	}
-	loaded, err := LoadRecord(b.OutputRoot())
+	loaded, err := buildrecord.Load(b.OutputRoot())
 	if err != nil || loaded.SourcePinsHash != rec.SourcePinsHash {
 		t.Fatalf("LoadRecord: %v", err)
 	}
@@ -104,7 +105,7 @@ func TestExecuteHostRunner(t *testing.T) {
 		t.Fatalf("after changing vector's plan entry ran %v, want only ext/vector", ran)
 	}
 	for name, want := range map[string]string{"ext/vector": filepath.Join(root, "ccache"), "runtime": ""} {
-		if cc, err := CompilerCache(b.OutputRoot(), name); err != nil || cc != want {
+		if cc, err := buildrecord.CompilerCache(b.OutputRoot(), name); err != nil || cc != want {
 			t.Errorf("%s record: compiler-cache %q (%v), want %q", name, cc, err, want)
 		}
 	}
@@ -143,11 +144,11 @@ func TestExecuteInterrupt(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(b.StageRoot(), "runtime")); err == nil {
 		t.Fatal("stage/runtime exists after an interrupted first build")
 	}
-	recs, _ := os.ReadDir(filepath.Join(b.StageRoot(), recordsDir))
+	recs, _ := os.ReadDir(filepath.Join(b.StageRoot(), buildrecord.RecordsDir))
 	if len(recs) != 0 {
 		t.Fatalf("completion records after an interrupt: %v", recs)
 	}
-	tmps, _ := os.ReadDir(filepath.Join(b.StageRoot(), tmpDir))
+	tmps, _ := os.ReadDir(filepath.Join(b.StageRoot(), buildrecord.TmpDir))
 	if len(tmps) != 0 {
 		t.Fatalf("temporary outputs after an interrupt: %v", tmps)
 	}

@@ -5,17 +5,20 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+
+	"github.com/pglite-oxide/pgxtask/internal/dist"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 )
 
 // Plan is what `assets build` without --execute prints: every stage in
 // order, its units with keys and whether they are cached, and the step that
 // would make the stale ones.
 type Plan struct {
-	Target     string   `json:"target"`
-	Profile    string   `json:"profile"`
-	Runner     string   `json:"runner"`
-	OutputRoot string   `json:"output-root"`
-	Toolchain  Identity `json:"toolchain"`
+	Target     string         `json:"target"`
+	Profile    string         `json:"profile"`
+	Runner     string         `json:"runner"`
+	OutputRoot string         `json:"output-root"`
+	Toolchain  dist.Toolchain `json:"toolchain"`
 	// ToolchainReady is false when the builder image is not built yet: the
 	// keys then change once it is, and nothing counts as cached.
 	ToolchainReady bool        `json:"toolchain-ready"`
@@ -30,7 +33,7 @@ type PlanStage struct {
 	Units []*Unit `json:"units"`
 	// Step is the runner step for the stale units (nil when all are cached
 	// or the stage runs in pgxtask itself).
-	Step *Step `json:"step,omitempty"`
+	Step *runner.Step `json:"step,omitempty"`
 	// Local describes a stage pgxtask does itself, without a runner.
 	Local string `json:"local,omitempty"`
 }
@@ -54,10 +57,10 @@ func (b *Builder) Plan() (*Plan, error) {
 		}
 		if len(stale) > 0 {
 			if st.def.local != nil {
-				ps.Local = "pgxtask copies " + strings.Join(b.pgDumpFileList(), ", ") + " from stage/runtime"
+				ps.Local = st.def.localDoc(b)
 			} else {
-				tmp := filepath.Join(b.cache.root, tmpDir, st.def.Name+"-XXXX")
-				step, err := st.def.step(b, stale, tmp)
+				tmp := filepath.Join(b.records.TmpRoot(), st.def.Name+"-XXXX")
+				step, err := st.def.step(b, st.up, stale, tmp)
 				if err != nil {
 					return nil, err
 				}

@@ -1,29 +1,59 @@
 package build
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/dist"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 )
 
-// The stages of a native build, in the order they run. Each stage is a small
-// value: the units it produces (each cached by its key) and how the stale
-// units are made. A stage reads only its own inputs and the outputs of the
-// stages above it.
+// The stages of a build, in the order they run. Each stage is a small
+// value that carries all of its behaviour: the units it produces (each
+// cached by its key), the units of earlier stages it reads, how the stale
+// units are made (one runner step, or Go code), what the step's temporary
+// root needs first, what a finished unit must contain and how a failed
+// step commits. A stage reads only its own inputs and the units it names in
+// reads; the engine (execute.go) never asks for a stage by name.
 var stages = []stageDef{
-	{Name: "runtime", Doc: "configure, make and install the server with $ORIGIN run paths; strip", units: runtimeUnits, step: runtimeStep},
-	{Name: "contrib", Doc: "contrib extensions and modules of the build plan, one unit each, built with PGXS against runtime", units: extUnits(catalog.BuildPostgresContrib), step: extStep, finish: extFinish},
-	{Name: "pgxs", Doc: "external PGXS extensions of the build plan (pgvector, ...), one unit each", units: extUnits(catalog.BuildPGXSExternal), step: extStep, finish: extFinish},
-	{Name: "sql-only", Doc: "external extensions that install SQL only (pgtap, ...), one unit each", units: extUnits(catalog.BuildSQLOnly), step: extStep, finish: extFinish},
-	{Name: "pg-dump", Doc: "bin/pg_dump, bin/pg_restore and the libpq they load, copied from runtime", units: pgDumpUnits, local: pgDumpLocal},
-	{Name: "pgdata-template", Doc: "initdb as an unprivileged user (UTF8, C.UTF-8, trust) and template.json", units: templateUnits, step: templateStep, finish: templateFinish},
+	{
+		Name: "runtime", Doc: "configure, make and install the server with $ORIGIN run paths; strip",
+		units: runtimeUnits, prepare: mkdirUnits, step: runtimeStep,
+		required: fixedOutput("bin/postgres"), native: true, check: runtimeCheck,
+	},
+	extStage("contrib", "contrib extensions and modules of the build plan, one unit each, built with PGXS against runtime", catalog.BuildPostgresContrib),
+	extStage("pgxs", "external PGXS extensions of the build plan (pgvector, ...), one unit each", catalog.BuildPGXSExternal),
+	extStage("sql-only", "external extensions that install SQL only (pgtap, ...), one unit each", catalog.BuildSQLOnly),
+	{
+		Name: "pg-dump", Doc: "bin/pg_dump, bin/pg_restore and the libpq they load, copied from runtime",
+		reads: []string{"runtime"}, units: pgDumpUnits, local: pgDumpLocal, localDoc: pgDumpDoc,
+		required: fixedOutput("bin/pg_dump"),
+	},
+	{
+		Name: "pgdata-template", Doc: "initdb as an unprivileged user (UTF8, C.UTF-8, trust) and template.json",
+		reads: []string{"runtime"}, units: templateUnits, prepare: templatePrepare, step: templateStep, finish: templateFinish,
+		required: fixedOutput("data/PG_VERSION"),
+	},
+}
+
+// extStage is the stage of the build plan entries of one build kind.
+func extStage(name, doc, buildKind string) stageDef {
+	return stageDef{
+		Name: name, Doc: doc, reads: []string{"runtime"},
+		units: extUnits(name, buildKind), prepare: extPrepare, step: extStep, finish: extFinish,
+		required: extRequired, native: true, partial: true,
+	}
 }
 
 // StageNames lists the stage names in build order.
@@ -39,16 +69,43 @@ func StageNames() []string {
 type stageDef struct {
 	Name string
 	Doc  string
+	// reads names the units of earlier stages that this stage's units read:
+	// their keys enter the units' keys (through upstream) and they must be
+	// complete before the stage runs.
+	reads []string
 	// units lists the stage's cacheable units with their keys.
-	units func(b *Builder) ([]*Unit, error)
+	units func(b *Builder, up upstream) ([]*Unit, error)
+	// prepare readies the step's temporary root before step runs (output
+	// folders, job files, ownership); nil = nothing.
+	prepare func(b *Builder, stale []*Unit, tmp string) error
 	// step returns the one runner step that makes the stale units, their
-	// outputs under tmp (mounted at OutMount or PrefixMount).
-	step func(b *Builder, stale []*Unit, tmp string) (Step, error)
-	// local makes the stale units in Go, without a runner.
-	local func(b *Builder, stale []*Unit, tmp string) error
+	// outputs under tmp (mounted at runner.OutMount or runner.PrefixMount).
+	step func(b *Builder, up upstream, stale []*Unit, tmp string) (runner.Step, error)
+	// local makes the stale units in Go, without a runner; localDoc says
+	// what it does, for the plan.
+	local    func(b *Builder, up upstream, stale []*Unit, tmp string) error
+	localDoc func(b *Builder) string
 	// finish runs in Go after step, before the units are committed.
-	finish func(b *Builder, stale []*Unit, tmp string) error
+	finish func(b *Builder, up upstream, stale []*Unit, tmp string) error
+	// required is the file, relative to a unit's output, that a finished
+	// unit must contain ("" = none).
+	required func(u *Unit) string
+	// native marks outputs of compiled programs and modules: checked for
+	// $ORIGIN run paths when the kind's outputs are relocatable ELF files.
+	native bool
+	// check is a further check of a finished unit's output (nil = none).
+	check func(b *Builder, u *Unit, out string) error
+	// partial commits, when the step fails, the units that finished before
+	// it failed (their "<unit>.ok" marker exists in tmp); otherwise a
+	// failed step commits nothing.
+	partial bool
 }
+
+// upstream are the units a stage reads, by name (stageDef.reads).
+type upstream map[string]*Unit
+
+// fixedOutput is a required function naming one file.
+func fixedOutput(name string) func(*Unit) string { return func(*Unit) string { return name } }
 
 // Unit is one cacheable output of a stage: a folder under the stage root
 // with a completion record holding its key.
@@ -80,7 +137,7 @@ type keyInputs struct {
 	Stage        string             `json:"stage"`
 	StageVersion int                `json:"stage-version"`
 	Sources      map[string]string  `json:"sources,omitempty"`
-	Toolchain    Identity           `json:"toolchain"`
+	Toolchain    dist.Toolchain     `json:"toolchain"`
 	Profile      Profile            `json:"profile"`
 	Recipe       map[string]string  `json:"recipe,omitempty"`
 	Entry        *catalog.PlanEntry `json:"entry,omitempty"`
@@ -98,13 +155,13 @@ func (b *Builder) unit(stage, name, dir string, in keyInputs) (*Unit, error) {
 	for s := range in.Sources {
 		u.Sources = append(u.Sources, s)
 	}
-	u.Cached = b.cache.complete(u)
+	u.Cached = b.complete(u)
 	return u, nil
 }
 
 // ---------------------------------------------------------------- runtime
 
-func runtimeUnits(b *Builder) ([]*Unit, error) {
+func runtimeUnits(b *Builder, _ upstream) ([]*Unit, error) {
 	rec, err := b.recipeHashes("scripts/runtime.sh", "scripts/common.sh")
 	if err != nil {
 		return nil, err
@@ -124,11 +181,10 @@ func runtimeUnits(b *Builder) ([]*Unit, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.runtime = u
 	return []*Unit{u}, nil
 }
 
-func runtimeStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
+func runtimeStep(b *Builder, _ upstream, stale []*Unit, tmp string) (runner.Step, error) {
 	p := b.target.Profile
 	strip := "0"
 	if p.Strip {
@@ -136,28 +192,26 @@ func runtimeStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 	}
 	extraMounts, extraEnv, _, err := b.runtimeExtras()
 	if err != nil {
-		return Step{}, err
+		return runner.Step{}, err
 	}
 	env := []string{
-		"PGX_SRC=" + SourceMountRoot + "/" + b.target.Postgres.Name,
-		"PGX_PREFIX=" + PrefixMount,
-		"PGX_BUILD=" + ScratchDir + "/runtime",
+		"PGX_SRC=" + runner.SourceMountRoot + "/" + b.target.Postgres.Name,
+		"PGX_PREFIX=" + runner.PrefixMount,
+		"PGX_BUILD=" + runner.ScratchDir + "/runtime",
 		"PGX_STRIP=" + strip,
 	}
-	if !b.target.WASIX { // WASIX profiles set PGX_CFLAGS and PGX_CONFIGURE through Profile.Env
-		env = append(env, "PGX_CFLAGS="+p.CFlags, "PGX_CONFIGURE="+strings.Join(p.Configure, " "))
-	}
-	return b.newStep("runtime", append([]Mount{
+	env = append(env, b.kind.runtimeEnv(p)...)
+	return b.newStep("runtime", append([]runner.Mount{
 		b.recipeMount(),
 		b.sourceMount(b.target.Postgres.Name),
-		{Source: path.Join(tmp, "runtime"), Target: PrefixMount},
-	}, extraMounts...), append(append(env, extraEnv...), p.Env...), []string{"sh", RecipeMount + "/scripts/runtime.sh"}, ""), nil
+		{Source: path.Join(tmp, "runtime"), Target: runner.PrefixMount},
+	}, extraMounts...), append(append(env, extraEnv...), p.Env...), []string{"sh", runner.RecipeMount + "/scripts/runtime.sh"}, ""), nil
 }
 
 // ---------------------------------------------------------------- extensions
 
-func extUnits(kind string) func(b *Builder) ([]*Unit, error) {
-	return func(b *Builder) ([]*Unit, error) {
+func extUnits(stage, buildKind string) func(b *Builder, up upstream) ([]*Unit, error) {
+	return func(b *Builder, up upstream) ([]*Unit, error) {
 		rec, err := b.recipeHashes("scripts/ext.sh", "scripts/ext-one.sh", "scripts/common.sh")
 		if err != nil {
 			return nil, err
@@ -165,7 +219,7 @@ func extUnits(kind string) func(b *Builder) ([]*Unit, error) {
 		var out []*Unit
 		for i := range b.entries {
 			e := &b.entries[i]
-			if e.BuildKind != kind {
+			if e.BuildKind != buildKind {
 				continue
 			}
 			src, ok := b.manifest.Lookup(e.Source)
@@ -176,14 +230,14 @@ func extUnits(kind string) func(b *Builder) ([]*Unit, error) {
 			if err != nil {
 				return nil, err
 			}
-			u, err := b.unit(kindStage(kind), "ext/"+e.ID, "ext/"+e.ID, keyInputs{
+			u, err := b.unit(stage, "ext/"+e.ID, "ext/"+e.ID, keyInputs{
 				StageVersion: 1,
 				Sources:      map[string]string{src.Name: src.Pin()},
 				Toolchain:    b.identity,
 				Profile:      b.target.Profile,
 				Recipe:       rec,
 				Entry:        e,
-				Upstream:     map[string]string{"runtime": b.runtime.Key},
+				Upstream:     up.keys(),
 				Extra:        extra,
 			})
 			if err != nil {
@@ -195,19 +249,8 @@ func extUnits(kind string) func(b *Builder) ([]*Unit, error) {
 	}
 }
 
-func kindStage(kind string) string {
-	switch kind {
-	case catalog.BuildPostgresContrib:
-		return "contrib"
-	case catalog.BuildPGXSExternal:
-		return "pgxs"
-	default:
-		return "sql-only"
-	}
-}
-
-func extStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
-	mounts := []Mount{b.recipeMount(), b.runtimeMount(), {Source: tmp, Target: OutMount}}
+func extStep(b *Builder, up upstream, stale []*Unit, tmp string) (runner.Step, error) {
+	mounts := []runner.Mount{b.recipeMount(), b.runtimeMount(up), {Source: tmp, Target: runner.OutMount}}
 	seen := map[string]bool{}
 	var srcs []string
 	for _, u := range stale {
@@ -220,22 +263,22 @@ func extStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 	}
 	pm, penv, err := b.extPatchMounts(srcs)
 	if err != nil {
-		return Step{}, err
+		return runner.Step{}, err
 	}
 	mounts = append(mounts, pm...)
 	return b.newStep(stale[0].Stage, mounts, append(append([]string{
-		"PGX_PGSRC=" + SourceMountRoot + "/" + b.target.Postgres.Name,
-		"PGX_PREFIX=" + PrefixMount,
-		"PGX_OUT=" + OutMount,
-		"PGX_BUILD=" + ScratchDir + "/ext",
-		"PGX_JOBS_DIR=" + OutMount + "/.jobs",
-	}, penv...), b.target.Profile.Env...), []string{"sh", RecipeMount + "/scripts/ext.sh"}, ""), nil
+		"PGX_PGSRC=" + runner.SourceMountRoot + "/" + b.target.Postgres.Name,
+		"PGX_PREFIX=" + runner.PrefixMount,
+		"PGX_OUT=" + runner.OutMount,
+		"PGX_BUILD=" + runner.ScratchDir + "/ext",
+		"PGX_JOBS_DIR=" + runner.OutMount + "/.jobs",
+	}, penv...), b.target.Profile.Env...), []string{"sh", runner.RecipeMount + "/scripts/ext.sh"}, ""), nil
 }
 
 // extJob is what ext.sh reads for one extension: .jobs/<id>/{src,args}.
 func extJob(u *Unit) (src string, args []string) {
 	e := u.Entry
-	src = SourceMountRoot + "/" + e.Source
+	src = runner.SourceMountRoot + "/" + e.Source
 	if e.SourceDir != "" && e.SourceDir != "." {
 		src += "/" + e.SourceDir
 	}
@@ -248,16 +291,12 @@ func extJob(u *Unit) (src string, args []string) {
 
 // ---------------------------------------------------------------- pg-dump
 
-// pgDumpFiles are copied from runtime: the dump tools and the libpq they load
-// through their $ORIGIN/../lib run path.
-var pgDumpFiles = []string{"bin/pg_dump", "bin/pg_restore", "lib/libpq.so*"}
-
-func pgDumpUnits(b *Builder) ([]*Unit, error) {
+func pgDumpUnits(b *Builder, up upstream) ([]*Unit, error) {
 	u, err := b.unit("pg-dump", "pg-dump", "pg-dump", keyInputs{
 		StageVersion: 1,
 		Toolchain:    b.identity,
-		Upstream:     map[string]string{"runtime": b.runtime.Key},
-		Extra:        map[string]string{"files": strings.Join(b.pgDumpFileList(), " ")},
+		Upstream:     up.keys(),
+		Extra:        map[string]string{"files": strings.Join(b.kind.pgDumpFiles, " ")},
 	})
 	if err != nil {
 		return nil, err
@@ -286,25 +325,23 @@ var NativeTemplateDeterminism = map[string]string{
 	"auth-nonce": "zeros",
 }
 
-// initProfile is the target's init profile: InitProfile, plus
-// NativeTemplateDeterminism for native targets.
+// initProfile is the target's init profile: InitProfile, plus the kind's
+// determinism (NativeTemplateDeterminism for native targets).
 func (b *Builder) initProfile() map[string]string {
 	out := map[string]string{}
 	for k, v := range InitProfile {
 		out[k] = v
 	}
-	if !b.target.WASIX {
-		for k, v := range NativeTemplateDeterminism {
-			out[k] = v
-		}
+	for k, v := range b.kind.determinism {
+		out[k] = v
 	}
 	return out
 }
 
-// templateClock is the native template clock in seconds since the epoch,
-// the form scripts/initdb.sh hands to libfaketime.
-func templateClock() (string, error) {
-	c := NativeTemplateDeterminism["clock"]
+// templateClock is a determinism's template clock in seconds since the
+// epoch, the form scripts/initdb.sh hands to libfaketime.
+func templateClock(determinism map[string]string) (string, error) {
+	c := determinism["clock"]
 	t, err := time.Parse(time.RFC3339, c)
 	if err != nil {
 		return "", fmt.Errorf("pgdata-template clock %q: %w", c, err)
@@ -312,7 +349,7 @@ func templateClock() (string, error) {
 	return strconv.FormatInt(t.Unix(), 10), nil
 }
 
-func templateUnits(b *Builder) ([]*Unit, error) {
+func templateUnits(b *Builder, up upstream) ([]*Unit, error) {
 	rec, err := b.recipeHashes("scripts/initdb.sh", "scripts/common.sh")
 	if err != nil {
 		return nil, err
@@ -326,7 +363,7 @@ func templateUnits(b *Builder) ([]*Unit, error) {
 		Sources:      map[string]string{b.target.Postgres.Name: b.target.Postgres.Pin()},
 		Toolchain:    b.identity,
 		Recipe:       rec,
-		Upstream:     map[string]string{"runtime": b.runtime.Key},
+		Upstream:     up.keys(),
 		Extra:        extra,
 	})
 	if err != nil {
@@ -335,10 +372,10 @@ func templateUnits(b *Builder) ([]*Unit, error) {
 	return []*Unit{u}, nil
 }
 
-func templateStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
+func templateStep(b *Builder, up upstream, stale []*Unit, tmp string) (runner.Step, error) {
 	env := []string{
-		"PGX_PREFIX=" + PrefixMount,
-		"PGX_DATA=" + OutMount + "/pgdata-template/data",
+		"PGX_PREFIX=" + runner.PrefixMount,
+		"PGX_DATA=" + runner.OutMount + "/pgdata-template/data",
 		"PGX_ENCODING=" + InitProfile["encoding"],
 		"PGX_LOCALE=" + InitProfile["locale"],
 		"PGX_AUTH=" + InitProfile["auth"],
@@ -346,15 +383,15 @@ func templateStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 		"LC_ALL=" + InitProfile["locale"],
 		"LANG=" + InitProfile["locale"],
 	}
-	if !b.target.WASIX {
-		clock, err := templateClock()
+	if _, ok := b.kind.determinism["clock"]; ok {
+		clock, err := templateClock(b.kind.determinism)
 		if err != nil {
-			return Step{}, err
+			return runner.Step{}, err
 		}
 		env = append(env, "PGX_CLOCK="+clock)
 	}
-	return b.newStep("pgdata-template", []Mount{b.recipeMount(), b.runtimeMount(), {Source: tmp, Target: OutMount}},
-		env, []string{"sh", RecipeMount + "/scripts/initdb.sh"}, Unprivileged), nil
+	return b.newStep("pgdata-template", []runner.Mount{b.recipeMount(), b.runtimeMount(up), {Source: tmp, Target: runner.OutMount}},
+		env, []string{"sh", runner.RecipeMount + "/scripts/initdb.sh"}, runner.Unprivileged), nil
 }
 
 // extFinish keeps each unit to exactly its own files when several plan
@@ -362,7 +399,7 @@ func templateStep(b *Builder, stale []*Unit, tmp string) (Step, error) {
 // together): files named after a sibling entry (its module file, its
 // control file, "<sibling>--*.sql", "<sibling>.*" docs) are removed from the
 // unit's output.
-func extFinish(b *Builder, stale []*Unit, tmp string) error {
+func extFinish(b *Builder, _ upstream, stale []*Unit, tmp string) error {
 	for _, u := range stale {
 		var sibs []*catalog.PlanEntry
 		for i := range b.entries {
@@ -404,4 +441,171 @@ func (b *Builder) siblings(e *catalog.PlanEntry) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// keys are the upstream units' keys by name, for a unit's key.
+func (up upstream) keys() map[string]string {
+	if len(up) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(up))
+	for n, u := range up {
+		out[n] = u.Key
+	}
+	return out
+}
+
+// ---------------------------------------------------------------- temp roots
+
+// mkdirUnits makes each stale unit's output folder in tmp (a step that
+// installs into a prefix mounted there).
+func mkdirUnits(b *Builder, stale []*Unit, tmp string) error {
+	for _, u := range stale {
+		if err := os.Mkdir(filepath.Join(tmp, u.tmpName), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// templatePrepare makes the template's output folder, owned by the
+// unprivileged user initdb runs as when pgxtask runs as root.
+func templatePrepare(b *Builder, stale []*Unit, tmp string) error {
+	if err := mkdirUnits(b, stale, tmp); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		for _, d := range []string{tmp, filepath.Join(tmp, "pgdata-template")} {
+			if err := os.Chown(d, 65534, 65534); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// extPrepare writes .jobs/<id>/{src,args} for ext.sh.
+func extPrepare(b *Builder, stale []*Unit, tmp string) error {
+	for _, u := range stale {
+		dir := filepath.Join(tmp, ".jobs", u.tmpName)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		src, args := extJob(u)
+		if !b.runner.MapsFiles() {
+			src = filepath.Join(b.opts.Layout.Checkout(u.Entry.Source), filepath.FromSlash(u.Entry.SourceDir))
+		}
+		if err := os.WriteFile(filepath.Join(dir, "src"), []byte(src+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "args"), []byte(strings.Join(args, "\n")+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- outputs
+
+// extRequired is the file an extension unit must install: its module, else
+// its control file.
+func extRequired(u *Unit) string {
+	switch {
+	case u.Entry.ModuleFile != "":
+		return "lib/postgresql/" + u.Entry.ModuleFile
+	case u.Entry.ControlFile != "":
+		return "share/postgresql/extension/" + filepath.Base(u.Entry.ControlFile)
+	}
+	return ""
+}
+
+// runtimeCheck compares the built server's configure facts with the build
+// plan's.
+func runtimeCheck(b *Builder, u *Unit, out string) error {
+	return b.checkMakeVars(filepath.Join(out, "lib", "postgresql", "pgxs", "src", "Makefile.global"))
+}
+
+// ---------------------------------------------------------------- pg-dump (in Go)
+
+func pgDumpDoc(b *Builder) string {
+	return "pgxtask copies " + strings.Join(b.kind.pgDumpFiles, ", ") + " from stage/runtime"
+}
+
+func pgDumpLocal(b *Builder, up upstream, stale []*Unit, tmp string) error {
+	src := b.unitDir(up["runtime"])
+	dst := filepath.Join(tmp, "pg-dump")
+	for _, pat := range b.kind.pgDumpFiles {
+		matches, err := filepath.Glob(filepath.Join(src, filepath.FromSlash(pat)))
+		if err != nil {
+			return err
+		}
+		if len(matches) == 0 {
+			return fmt.Errorf("runtime has no %s", pat)
+		}
+		sort.Strings(matches)
+		for _, m := range matches {
+			r, _ := filepath.Rel(src, m)
+			if err := copyEntry(m, filepath.Join(dst, r)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// copyEntry copies a regular file (keeping its mode) or a symlink.
+func copyEntry(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	st, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		target, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(target, dst)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// ---------------------------------------------------------------- pgdata-template finish
+
+func templateFinish(b *Builder, up upstream, stale []*Unit, tmp string) error {
+	dir := filepath.Join(tmp, "pgdata-template")
+	for _, f := range []string{"postmaster.pid", "postmaster.opts"} {
+		if err := os.Remove(filepath.Join(dir, "data", f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if fix := b.kind.fixTemplate; fix != nil {
+		if err := fix(filepath.Join(dir, "data")); err != nil {
+			return err
+		}
+	}
+	catv, err := b.catalogVersion()
+	if err != nil {
+		return err
+	}
+	pgv, err := b.postgresVersion(b.unitDir(up["runtime"]))
+	if err != nil {
+		return err
+	}
+	return buildrecord.WriteTemplate(dir, buildrecord.Template{FormatVersion: buildrecord.TemplateFormatVersion, CatalogVersion: catv, PostgresVersion: pgv, InitProfile: b.initProfile(), SourcePinsHash: b.sourcePinsHash()})
 }

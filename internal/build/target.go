@@ -9,12 +9,10 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 )
-
-// Targets lists the targets this package builds, in display order (wasix:
-// the WASIX target as data, see wasix.go).
-var Targets = []string{"linux-amd64", "linux-arm64", "wasix"}
 
 // DefaultProfile is the profile used when none is named.
 const DefaultProfile = "release"
@@ -86,43 +84,51 @@ type Target struct {
 	Profile Profile
 	// RecipeDir is the absolute recipe folder.
 	RecipeDir string
-	// WASIX is true for the wasixcc toolchain (wasix.go).
-	WASIX bool
+	// Kind is the target's kind in the target table (internal/target).
+	Kind target.Kind
 }
 
-// ResolveTarget finds target in the manifest and loads profile from its
-// recipe folder.
-func ResolveTarget(m *sources.Manifest, root, target, profile string) (*Target, error) {
-	tc, ok := m.Toolchains[target]
+// ResolveTarget finds target in the target table and the manifest and loads
+// profile from its recipe folder, as the target's kind reads profiles.
+func ResolveTarget(m *sources.Manifest, root, name, profile string) (*Target, error) {
+	tc, ok := m.Toolchains[name]
 	if !ok {
 		known := make([]string, 0, len(m.Toolchains))
 		for t := range m.Toolchains {
 			known = append(known, t)
 		}
 		sort.Strings(known)
-		return nil, fmt.Errorf("%s: no [toolchain.%s] table: targets with a toolchain are %s", m.Path, target, strings.Join(known, ", "))
+		return nil, fmt.Errorf("%s: no [toolchain.%s] table: targets with a toolchain are %s", m.Path, name, strings.Join(known, ", "))
 	}
+	tt, ok := target.Lookup(name)
+	if !ok || !tt.Builds {
+		return nil, fmt.Errorf("target %s is not built by this builder: the targets it builds are %s (internal/target)", name, strings.Join(target.Buildable(), ", "))
+	}
+	k := kinds[tt.Kind]
 	if tc.Recipe == "" {
-		return nil, fmt.Errorf("%s: [toolchain.%s] recipe is empty: set it to the builder recipe folder (assets/native-build)", m.Path, target)
+		return nil, fmt.Errorf("%s: [toolchain.%s] recipe is empty: set it to the builder recipe folder (%s)", m.Path, name, tt.Recipe)
 	}
-	if tc.Compiler != "gcc" && tc.Compiler != CompilerWASIX {
-		return nil, fmt.Errorf("%s: [toolchain.%s] compiler = %q: the native build runs gcc; target %s is not built by this builder", m.Path, target, tc.Compiler, target)
+	if tc.Compiler != k.compiler {
+		return nil, fmt.Errorf("%s: [toolchain.%s] compiler = %q: %s targets build with %s; target %s is not built by this builder", m.Path, name, tc.Compiler, tt.Kind, k.compiler, name)
 	}
-	pg, ok := m.PostgresFor(target)
+	pg, ok := m.PostgresFor(name)
 	if !ok {
-		return nil, fmt.Errorf("%s: no source with role = \"postgres\" serves target %s", m.Path, target)
+		return nil, fmt.Errorf("%s: no source with role = \"postgres\" serves target %s", m.Path, name)
 	}
-	recipe := filepath.Join(root, filepath.FromSlash(tc.Recipe))
-	if tc.Compiler == CompilerWASIX {
-		p, err := wasixProfile(recipe, profile)
-		if err != nil {
-			return nil, err
-		}
-		return &Target{Name: target, Toolchain: tc, Postgres: pg, Sources: m.ForTarget(target), Profile: p, RecipeDir: recipe, WASIX: true}, nil
-	}
-	profiles, err := LoadProfiles(recipe)
+	recipe := project.Layout{Root: root}.Path(tc.Recipe)
+	p, err := k.profile(recipe, tc.Recipe, profile)
 	if err != nil {
 		return nil, err
+	}
+	return &Target{Name: name, Toolchain: tc, Postgres: pg, Sources: m.ForTarget(name), Profile: p, RecipeDir: recipe, Kind: tt.Kind}, nil
+}
+
+// nativeProfile resolves a profile of a native recipe's profiles.toml
+// (recipe is the folder, shown its project-relative name).
+func nativeProfile(recipe, shown, profile string) (Profile, error) {
+	profiles, err := LoadProfiles(recipe)
+	if err != nil {
+		return Profile{}, err
 	}
 	if profile == "" {
 		profile = DefaultProfile
@@ -134,7 +140,7 @@ func ResolveTarget(m *sources.Manifest, root, target, profile string) (*Target, 
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("unknown profile %q: %s defines %s", profile, filepath.Join(tc.Recipe, ProfilesFile), strings.Join(names, ", "))
+		return Profile{}, fmt.Errorf("unknown profile %q: %s defines %s", profile, filepath.Join(shown, ProfilesFile), strings.Join(names, ", "))
 	}
-	return &Target{Name: target, Toolchain: tc, Postgres: pg, Sources: m.ForTarget(target), Profile: p, RecipeDir: recipe}, nil
+	return p, nil
 }

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/runner"
 )
 
 // wasixProject makes a project tree with this project's sources.toml, WASIX
@@ -51,7 +53,8 @@ func wasixBuilder(t *testing.T, root string, opts Options) *Builder {
 	}
 	// A fixed builder identity: the image cannot be built on these
 	// machines, and the plan must not depend on the local engine.
-	b.identity = Identity{Runner: RunnerDocker, Platform: "linux/amd64", ImageTag: "pgxtask/builder:wasix-test",
+	b.runner = &runner.Docker{}
+	b.identity = dist.Toolchain{Runner: RunnerDocker, Platform: "linux/amd64", ImageTag: "pgxtask/builder:wasix-test",
 		ImageID: "sha256:" + strings.Repeat("ef", 32), BaseImage: b.target.Toolchain.BaseImage,
 		Recipe: "assets/wasix-build", Compiler: CompilerWASIX, CompilerVersion: b.target.Toolchain.CompilerVersion}
 	b.ready = true
@@ -148,15 +151,15 @@ func TestDownloadBuildArgsAndTag(t *testing.T) {
 	b := wasixBuilder(t, root, Options{})
 	args := downloadBuildArgs(b.target.Toolchain)
 	for _, k := range []string{"WASIXCC_URL", "WASIXCC_SHA256", "SYSROOT_EHPIC_SHA256", "LLVM_URL", "BINARYEN_SHA256", "WASMER_VERSION", "COMPILER_VERSION"} {
-		if args[k] == nil || *args[k] == "" {
+		if args[k] == "" {
 			t.Errorf("build arg %s missing", k)
 		}
 	}
 	tc := b.target.Toolchain
-	t1 := builderTag("wasix", []byte("x"), "f", "", tc.CompilerVersion, tc.Platform, downloadsKey(tc))
+	t1 := runner.BuilderTag("wasix", []byte("x"), "f", "", tc.CompilerVersion, tc.Platform, downloadsKey(tc))
 	tc.Downloads = append(tc.Downloads[:0:0], tc.Downloads...)
 	tc.Downloads[0].SHA256 = strings.Repeat("0", 64)
-	if t2 := builderTag("wasix", []byte("x"), "f", "", tc.CompilerVersion, tc.Platform, downloadsKey(tc)); t1 == t2 {
+	if t2 := runner.BuilderTag("wasix", []byte("x"), "f", "", tc.CompilerVersion, tc.Platform, downloadsKey(tc)); t1 == t2 {
 		t.Error("a changed download pin keeps the builder image tag")
 	}
 	if downloadBuildArgs(b.target.Toolchain) == nil || downloadsKey(b.manifest.Toolchains["linux-amd64"]) != "" {
@@ -217,7 +220,7 @@ func TestNativePatchesRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.identity = Identity{Runner: RunnerDocker}
+	b.identity = dist.Toolchain{Runner: RunnerDocker}
 	err = b.computeUnits()
 	if err == nil || !strings.Contains(err.Error(), "assets/patches/postgresql-15 holds patches, but the linux-amd64 recipe's scripts do not apply source patches yet") {
 		t.Fatalf("err = %v", err)

@@ -2,8 +2,6 @@ package catalog
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
@@ -106,8 +105,7 @@ func HashFile(root, rel string) (InputHash, error) {
 	if err != nil {
 		return InputHash{}, fmt.Errorf("hash input: %w", err)
 	}
-	sum := sha256.Sum256(data)
-	return InputHash{Path: rel, SHA256: hex.EncodeToString(sum[:])}, nil
+	return InputHash{Path: rel, SHA256: digest.Bytes(data)}, nil
 }
 
 // Generate discovers every covered target's sources and joins the result

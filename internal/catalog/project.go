@@ -28,10 +28,10 @@ func LoadInputs(l project.Layout) (Inputs, error) {
 func LoadInputsWith(l project.Layout, m *sources.Manifest) (Inputs, error) {
 	in := Inputs{Manifest: m, Checkout: l.Checkout}
 	var err error
-	if in.Intent, err = LoadIntent(filepath.Join(l.Root, filepath.FromSlash(IntentFile))); err != nil {
+	if in.Intent, err = LoadIntent(l.Path(IntentFile)); err != nil {
 		return Inputs{}, err
 	}
-	if in.Smoke, err = LoadSmoke(filepath.Join(l.Root, filepath.FromSlash(SmokeFile))); err != nil {
+	if in.Smoke, err = LoadSmoke(l.Path(SmokeFile)); err != nil {
 		return Inputs{}, err
 	}
 	if in.IntentHash, err = HashFile(l.Root, IntentFile); err != nil {
@@ -138,11 +138,11 @@ var PlanFiles = []string{ContribTSV, PlanFile, PGXSTSV}
 // checkouts: each parses, and every id they name exists in the committed
 // catalog for the targets it names.
 func CheckIntentOffline(l project.Layout) error {
-	in, err := LoadIntent(filepath.Join(l.Root, filepath.FromSlash(IntentFile)))
+	in, err := LoadIntent(l.Path(IntentFile))
 	if err != nil {
 		return err
 	}
-	smoke, err := LoadSmoke(filepath.Join(l.Root, filepath.FromSlash(SmokeFile)))
+	smoke, err := LoadSmoke(l.Path(SmokeFile))
 	if err != nil {
 		return err
 	}

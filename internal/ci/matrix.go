@@ -6,14 +6,8 @@ import (
 	"sort"
 
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 )
-
-// RunnerLabels maps a native target to the GitHub-hosted runner that builds it.
-var RunnerLabels = map[string]string{
-	"linux-amd64":  "ubuntu-24.04",
-	"linux-arm64":  "ubuntu-24.04-arm",
-	"darwin-arm64": "macos-14",
-}
 
 // TripleRunners maps an AOT host triple to the runner of its AOT job. The
 // compile runs `wasmer compile --llvm --target <triple>` inside the pinned
@@ -51,7 +45,7 @@ type Matrix struct {
 
 // BuildMatrix derives the matrix from the sources manifest: a target is in
 // it when sources.toml has a postgres source for it and pgxtask can build it
-// (buildable, for example build.Targets); AOT jobs exist when wasix is in it. only, when not
+// (buildable, for example target.Buildable()); AOT jobs exist when wasix is in it. only, when not
 // empty or "all", keeps one target.
 func BuildMatrix(m *sources.Manifest, buildable, triples []string, only string) (Matrix, error) {
 	var mx Matrix
@@ -80,16 +74,17 @@ func BuildMatrix(m *sources.Manifest, buildable, triples []string, only string) 
 		if _, ok := m.PostgresFor(t); !ok {
 			continue
 		}
-		if t == "wasix" {
+		tt, ok := target.Lookup(t)
+		if ok && tt.IsWASIX() {
 			mx.WASIX = known[t]
 			continue
 		}
 		if !known[t] {
 			continue
 		}
-		label, ok := RunnerLabels[t]
-		if !ok {
-			return mx, fmt.Errorf("target %s: no GitHub runner is known for it: add it to ci.RunnerLabels", t)
+		label := tt.CIRunner
+		if label == "" {
+			return mx, fmt.Errorf("target %s: no GitHub runner is known for it: set its CIRunner in the target table (internal/target)", t)
 		}
 		tc := m.Toolchains[t]
 		mx.Native = append(mx.Native, NativeJob{Target: t, RunsOn: label, Docker: tc.Platform != "" || tc.BaseImage != ""})

@@ -55,19 +55,36 @@ type Manifest struct {
 	Extensions []Extension `json:"extensions"`
 }
 
-// Toolchain is the builder identity recorded by the build.
+// Toolchain is the toolchain identity of a build: what every stage key,
+// the build record and the manifest record about the compiler environment.
+// This is its one declaration; internal/runner fills it in and
+// internal/build hashes it into the stage keys, so the order and the tags
+// of the fields are part of every key.
 type Toolchain struct {
-	Runner            string `json:"runner"`
-	Platform          string `json:"platform,omitempty"`
-	ImageID           string `json:"image-id,omitempty"`
+	// Runner is "docker" or "host".
+	Runner string `json:"runner"`
+	// Platform is the container platform (linux/amd64), or host/<os>-<arch>.
+	Platform string `json:"platform,omitempty"`
+	// ImageID is the builder image's ID (docker runner).
+	ImageID string `json:"image-id,omitempty"`
+	// ImageTag is the local tag pgxtask gave the builder image. The build
+	// record keeps it; a dist manifest does not (the ID names the image).
+	ImageTag string `json:"image-tag,omitempty"`
+	// BaseImage is the pinned base image of sources.toml; BaseImageOverride
+	// the local image FROM used instead, when one was named; BaseImageID the
+	// ID of the image FROM used.
 	BaseImage         string `json:"base-image,omitempty"`
 	BaseImageOverride string `json:"base-image-override,omitempty"`
 	BaseImageID       string `json:"base-image-id,omitempty"`
-	Recipe            string `json:"recipe,omitempty"`
-	DockerfileSHA256  string `json:"dockerfile-sha256,omitempty"`
-	Compiler          string `json:"compiler"`
-	CompilerVersion   string `json:"compiler-version"`
-	HostCompiler      string `json:"host-compiler,omitempty"`
+	// Recipe is the recipe folder, project-relative.
+	Recipe string `json:"recipe,omitempty"`
+	// DockerfileSHA256 is the sha256 of the recipe's Dockerfile.
+	DockerfileSHA256 string `json:"dockerfile-sha256,omitempty"`
+	// Compiler and CompilerVersion are the pinned compiler.
+	Compiler        string `json:"compiler"`
+	CompilerVersion string `json:"compiler-version"`
+	// HostCompiler is the host compiler's version line (host runner).
+	HostCompiler string `json:"host-compiler,omitempty"`
 	// ArchiveEncoder is the zstd encoder and level that compressed the
 	// artifacts (set by packaging): another encoder gives other bytes.
 	ArchiveEncoder string `json:"archive-encoder,omitempty"`

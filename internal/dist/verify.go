@@ -3,14 +3,13 @@ package dist
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"sort"
 	"strings"
+
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 )
 
 // Problem is one finding of Verify, naming the file it is about.
@@ -59,7 +58,7 @@ func Verify(fsys fs.FS, m *Manifest) error {
 	sums := map[string]string{}
 	for _, a := range m.Artifacts() {
 		expected[a.Archive] = true
-		sum, size, err := HashFile(fsys, a.Archive)
+		sum, size, err := digest.FSFile(fsys, a.Archive)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				add(a.Archive, "missing", "listed in %s but not in the dist", ManifestFile)
@@ -77,7 +76,7 @@ func Verify(fsys fs.FS, m *Manifest) error {
 		}
 	}
 	for _, f := range []string{ManifestFile, ProvenanceFile} {
-		sum, _, err := HashFile(fsys, f)
+		sum, _, err := digest.FSFile(fsys, f)
 		if err != nil {
 			add(f, "missing", "%v", err)
 			continue
@@ -135,21 +134,6 @@ func Verify(fsys fs.FS, m *Manifest) error {
 		return probs[i].Kind < probs[j].Kind
 	})
 	return &VerifyError{Problems: probs}
-}
-
-// HashFile returns the lowercase hex sha256 and the size of a file of fsys.
-func HashFile(fsys fs.FS, name string) (string, int64, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("read %s: %w", name, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // FormatChecksums renders checksums.txt: one "<sha256>  <path>" line per

@@ -1,8 +1,8 @@
 // Package invariants checks rules on the Go package graph of the project
-// (assets/invariants.toml): packages whose transitive imports must exclude
-// some packages or modules, and packages that must build without cgo. The
-// graph comes from `go list -deps -json`, so it is exactly what the go
-// command builds.
+// (assets/invariants.toml): packages whose transitive imports must stay
+// inside an allow list, or must exclude some packages or modules, and
+// packages that must build without cgo. The graph comes from
+// `go list -deps -json`, so it is exactly what the go command builds.
 package invariants
 
 import (
@@ -38,8 +38,22 @@ type Rule struct {
 	// Packages are go package patterns relative to the module root
 	// ("./loader/...", "./..."). Each must match at least one package.
 	Packages []string `toml:"packages"`
-	// Deny are import paths that must not be reached: a path denies itself
-	// and every package below it, so a module path denies the whole module.
+	// Allow, when set, is the whole list of what the matched packages may
+	// reach besides the standard library and themselves: every other
+	// package reached, directly or through another package, must be at or
+	// below an allowed path (a module path allows the whole module). A new
+	// package outside the list therefore fails the rule without anyone
+	// having to think of denying it.
+	Allow []string `toml:"allow"`
+	// TestAllow are further paths the matched packages' tests may reach.
+	// When Allow is set the graph of the tests (go list -test) is checked
+	// too, against Allow and TestAllow: tests are not compiled into what
+	// users build, but what they pull in is still named.
+	TestAllow []string `toml:"test-allow"`
+	// Deny are import paths that must not be reached, standard library
+	// included: a path denies itself and every package below it, so a
+	// module path denies the whole module. Deny applies to the packages'
+	// own graph, not to their tests'.
 	Deny []string `toml:"deny"`
 	// NoCgo forbids cgo in the matched packages and their non-standard
 	// dependencies.
@@ -81,8 +95,11 @@ func Load(path string) (*Rules, error) {
 				return nil, fmt.Errorf("%s: package pattern %q must be relative to the module root (start with ./)", where, p)
 			}
 		}
-		if len(r.Deny) == 0 && !r.NoCgo {
-			return nil, fmt.Errorf("%s: the rule checks nothing: set deny or no-cgo", where)
+		if len(r.Deny) == 0 && len(r.Allow) == 0 && !r.NoCgo {
+			return nil, fmt.Errorf("%s: the rule checks nothing: set allow, deny or no-cgo", where)
+		}
+		if len(r.TestAllow) > 0 && len(r.Allow) == 0 {
+			return nil, fmt.Errorf("%s: test-allow without allow: test-allow extends the allow list for tests", where)
 		}
 		if r.Reason == "" {
 			return nil, fmt.Errorf("%s: reason is empty: say why the rule exists", where)
@@ -112,7 +129,21 @@ type Graph struct {
 // List runs `go list -deps -json` for patterns in dir (with cgo enabled, so
 // that cgo files are seen) and returns the graph.
 func List(ctx context.Context, dir string, patterns []string) (*Graph, error) {
-	args := append([]string{"list", "-deps", "-json"}, patterns...)
+	return list(ctx, dir, patterns, false)
+}
+
+// ListTests is List of the packages with their tests (go list -test): the
+// graph also holds the test variants and what only tests import.
+func ListTests(ctx context.Context, dir string, patterns []string) (*Graph, error) {
+	return list(ctx, dir, patterns, true)
+}
+
+func list(ctx context.Context, dir string, patterns []string, tests bool) (*Graph, error) {
+	args := []string{"list", "-deps", "-json"}
+	if tests {
+		args = append(args, "-test")
+	}
+	args = append(args, patterns...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOFLAGS=-mod=readonly")
@@ -161,7 +192,7 @@ func (v Violation) String() string {
 }
 
 // Check runs every rule against the module in dir and returns the
-// violations: for each rule and each denied package (or cgo package)
+// violations: for each rule and each denied, not allowed or cgo package
 // reached, one shortest import chain from a matched package.
 func Check(ctx context.Context, dir string, rs *Rules) ([]Violation, error) {
 	var out []Violation
@@ -174,12 +205,7 @@ func Check(ctx context.Context, dir string, rs *Rules) ([]Violation, error) {
 			return nil, fmt.Errorf("%s: rule %q: packages %v match no package: fix the pattern", rs.Path, r.ID, r.Packages)
 		}
 		parent := g.bfs()
-		var names []string
-		for name := range parent {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
+		for _, name := range sortedKeys(parent) {
 			p := g.Packages[name]
 			if p == nil {
 				continue
@@ -188,13 +214,68 @@ func Check(ctx context.Context, dir string, rs *Rules) ([]Violation, error) {
 				out = append(out, Violation{Rule: r.ID, Chain: chain(parent, name),
 					What: fmt.Sprintf("%s is imported, and %s is denied", name, d), Reason: r.Reason})
 			}
+			if len(r.Allow) > 0 && g.frontier(parent, name, r.Allow) {
+				out = append(out, Violation{Rule: r.ID, Chain: chain(parent, name),
+					What: fmt.Sprintf("%s is imported, and it is not in the allow list", name), Reason: r.Reason})
+			}
 			if r.NoCgo && !p.Standard && len(p.CgoFiles) > 0 {
 				out = append(out, Violation{Rule: r.ID, Chain: chain(parent, name),
 					What: fmt.Sprintf("%s uses cgo (%s)", name, strings.Join(p.CgoFiles, ", ")), Reason: r.Reason})
 			}
 		}
+		if len(r.Allow) == 0 {
+			continue
+		}
+		tg, err := ListTests(ctx, dir, r.Packages)
+		if err != nil {
+			return nil, fmt.Errorf("%s: rule %q: tests: %w", rs.Path, r.ID, err)
+		}
+		allow := append(append([]string(nil), r.Allow...), r.TestAllow...)
+		tparent := tg.bfs()
+		for _, name := range sortedKeys(tparent) {
+			p := tg.Packages[name]
+			if p == nil || g.Packages[name] != nil {
+				continue // a package of the library's own graph: judged above
+			}
+			if tg.frontier(tparent, name, allow) {
+				out = append(out, Violation{Rule: r.ID, Chain: chain(tparent, name),
+					What: fmt.Sprintf("%s is imported by tests, and it is not in the allow or test-allow list", name), Reason: r.Reason})
+			}
+		}
 	}
 	return out, nil
+}
+
+// frontier reports whether name is not allowed while the package that
+// imports it on the shortest chain is: the violation is reported there once,
+// not again for everything below it.
+func (g *Graph) frontier(parent map[string]string, name string, allow []string) bool {
+	p := g.Packages[name]
+	if p == nil || g.allowed(p, allow) {
+		return false
+	}
+	up := g.Packages[parent[name]]
+	return up == nil || g.allowed(up, allow)
+}
+
+// allowed reports whether p may be reached under an allow list: it is in
+// the standard library, one of the graph's roots (the matched packages,
+// their test variants and test mains) or at or below an allowed path.
+func (g *Graph) allowed(p *Package, allow []string) bool {
+	if p.Standard || !p.DepOnly {
+		return true
+	}
+	path, _, _ := strings.Cut(p.ImportPath, " ") // "x [x.test]": a test variant of x
+	return denied(path, allow) != ""
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // bfs returns, for every package reachable from the roots, the package that
@@ -233,8 +314,9 @@ func chain(parent map[string]string, name string) []string {
 	return c
 }
 
-func denied(path string, deny []string) string {
-	for _, d := range deny {
+// denied returns the entry of list that path is at or below ("" = none).
+func denied(path string, list []string) string {
+	for _, d := range list {
 		if path == d || strings.HasPrefix(path, d+"/") {
 			return d
 		}

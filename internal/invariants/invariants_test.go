@@ -127,3 +127,69 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// An allow rule fails on the first package outside the list on each chain,
+// through allowed packages too, and checks the tests' graph against allow
+// plus test-allow; the standard library is allowed.
+func TestAllowList(t *testing.T) {
+	dir := t.TempDir()
+	mod := filepath.Join(dir, "m")
+	dep := filepath.Join(dir, "heavy")
+	write(t, dep, map[string]string{
+		"go.mod":      "module example.com/heavy\n\ngo 1.22\n",
+		"engine/e.go": "package engine\n",
+		"small/s.go":  "package small\n",
+	})
+	write(t, mod, map[string]string{
+		"go.mod":                "module example.com/m\n\ngo 1.22\n\nrequire example.com/heavy v0.0.0\n\nreplace example.com/heavy => ../heavy\n",
+		"loader/l.go":           "package loader\n\nimport (\n\t_ \"strings\"\n\t_ \"example.com/heavy/small\"\n\t_ \"example.com/m/internal/shared\"\n)\n",
+		"loader/l_test.go":      "package loader\n\nimport (\n\t_ \"example.com/m/internal/harness\"\n\t_ \"example.com/m/internal/stray\"\n)\n",
+		"internal/shared/s.go":  "package shared\n\nimport _ \"example.com/m/internal/newpkg\"\n",
+		"internal/newpkg/n.go":  "package newpkg\n\nimport _ \"example.com/heavy/engine\"\n",
+		"internal/harness/h.go": "package harness\n",
+		"internal/stray/s.go":   "package stray\n",
+		"internal/unused/u.go":  "package unused\n",
+	})
+	if err := os.WriteFile(filepath.Join(mod, "go.sum"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs := &Rules{Path: "invariants.toml", Rules: []Rule{{
+		ID: "thin", Packages: []string{"./loader/..."}, Reason: "keep it thin",
+		Allow:     []string{"example.com/heavy/small", "example.com/m/internal/shared"},
+		TestAllow: []string{"example.com/m/internal/harness"},
+	}}}
+	vs, err := Check(context.Background(), mod, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range vs {
+		got = append(got, v.What+": "+strings.Join(v.Chain, " → "))
+	}
+	want := []string{
+		"example.com/m/internal/newpkg is imported, and it is not in the allow list: example.com/m/loader → example.com/m/internal/shared → example.com/m/internal/newpkg",
+		"example.com/m/internal/stray is imported by tests, and it is not in the allow or test-allow list: example.com/m/loader [example.com/m/loader.test] → example.com/m/internal/stray",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Allowing the new package and the stray test import passes.
+	rs.Rules[0].Allow = append(rs.Rules[0].Allow, "example.com/m/internal/newpkg", "example.com/heavy/engine")
+	rs.Rules[0].TestAllow = append(rs.Rules[0].TestAllow, "example.com/m/internal/stray")
+	if vs, err := Check(context.Background(), mod, rs); err != nil || len(vs) != 0 {
+		t.Fatalf("with everything allowed: %v %v", vs, err)
+	}
+}
+
+func TestLoadAllowErrors(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "invariants.toml")
+	os.WriteFile(p, []byte("format-version = 1\n[[rules]]\nid='x'\npackages=['./a']\ntest-allow=['b']\nno-cgo=true\nreason='r'\n"), 0o644)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "test-allow without allow") {
+		t.Fatalf("test-allow without allow: %v", err)
+	}
+	os.WriteFile(p, []byte("format-version = 1\n[[rules]]\nid='x'\npackages=['./a']\nallow=['b']\nreason='r'\n"), 0o644)
+	if _, err := Load(p); err != nil {
+		t.Fatalf("an allow-only rule: %v", err)
+	}
+}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
-	"github.com/pglite-oxide/pgxtask/internal/build"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 )
@@ -180,7 +180,7 @@ func TestE2ECheckNamesTamperedArtifact(t *testing.T) {
 func TestE2EReproduce(t *testing.T) {
 	d := e2e.Dist(t, e2eTarget)
 	compilerCache := func(root, unit string) string {
-		cc, err := build.CompilerCache(root, unit)
+		cc, err := buildrecord.CompilerCache(root, unit)
 		if err != nil {
 			t.Fatal(err)
 		}

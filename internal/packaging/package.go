@@ -7,9 +7,6 @@ package packaging
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,16 +19,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/archive/tarzst"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
+	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"golang.org/x/sys/unix"
 )
-
-// buildLockFile is the lock internal/build holds on an output root while it
-// builds.
-const buildLockFile = ".build.lock"
 
 // Options configures Package.
 type Options struct {
@@ -81,15 +76,14 @@ type job struct {
 func Package(ctx context.Context, opts Options) (*Result, error) {
 	// A shared hold on the build lock: no build may change the stage while
 	// it is being packaged (builds take the same lock exclusively).
-	if _, err := os.Stat(opts.OutputRoot); err == nil {
-		lk := flock.New(filepath.Join(opts.OutputRoot, buildLockFile))
-		ok, err := lk.TryRLockContext(ctx, 200*time.Millisecond)
-		if err != nil || !ok {
-			return nil, fmt.Errorf("wait for the build lock of %s: %v", opts.OutputRoot, err)
-		}
+	lk, err := buildrecord.RLock(ctx, opts.OutputRoot)
+	if err != nil {
+		return nil, err
+	}
+	if lk != nil {
 		defer lk.Unlock()
 	}
-	rec, err := loadRecord(opts.OutputRoot)
+	rec, err := buildrecord.Load(opts.OutputRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -102,19 +96,19 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 		logw = io.Discard
 	}
 
-	runtimeDir, err := rec.stageDir(opts.OutputRoot, "runtime")
+	runtimeDir, err := rec.UnitDir(opts.OutputRoot, "runtime")
 	if err != nil {
 		return nil, err
 	}
-	dumpDir, err := rec.stageDir(opts.OutputRoot, "pg-dump")
+	dumpDir, err := rec.UnitDir(opts.OutputRoot, "pg-dump")
 	if err != nil {
 		return nil, err
 	}
-	templateDir, err := rec.stageDir(opts.OutputRoot, "pgdata-template")
+	templateDir, err := rec.UnitDir(opts.OutputRoot, "pgdata-template")
 	if err != nil {
 		return nil, err
 	}
-	tmplMeta, err := readTemplateJSON(templateDir)
+	tmplMeta, err := buildrecord.LoadTemplate(templateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -124,12 +118,12 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 		{archive: "pgdata-template.tar.zst", list: func() ([]archive.Entry, error) { return templateEntries(templateDir) }, weight: dirSize(templateDir)},
 		{archive: "tools/pg_dump.tar.zst", list: func() ([]archive.Entry, error) { return toolEntries(dumpDir, "pg_dump") }, weight: dirSize(dumpDir)},
 	}
-	exts := append([]planEntry(nil), rec.Extensions...)
+	exts := append([]catalog.PlanEntry(nil), rec.Extensions...)
 	sort.Slice(exts, func(i, j int) bool { return exts[i].ID < exts[j].ID })
 	extJobs := make([]*job, len(exts))
 	for i, e := range exts {
 		e := e
-		dir, err := rec.stageDir(opts.OutputRoot, "ext/"+e.ID)
+		dir, err := rec.UnitDir(opts.OutputRoot, "ext/"+e.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -175,6 +169,9 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 
 	toolchain := rec.Toolchain
 	toolchain.ArchiveEncoder = tarzst.Encoder
+	// The image tag is a local name the build record keeps for the runner;
+	// the manifest names the builder image by its ID.
+	toolchain.ImageTag = ""
 	m := &dist.Manifest{
 		FormatVersion:    dist.FormatVersion,
 		Target:           rec.Target,
@@ -241,22 +238,6 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func readTemplateJSON(dir string) (*templateJSON, error) {
-	p := filepath.Join(dir, "template.json")
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("read the PGDATA template manifest: %w (rebuild the pgdata-template stage)", err)
-	}
-	var t templateJSON
-	if err := json.Unmarshal(data, &t); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", p, err)
-	}
-	if t.CatalogVersion == "" || t.PostgresVersion == "" {
-		return nil, fmt.Errorf("%s: catalog-version or postgres-version is empty (rebuild the pgdata-template stage)", p)
-	}
-	return &t, nil
-}
-
 // runJobs writes every archive, opts.Jobs at a time, biggest first. Each
 // archive's bytes depend only on its entries.
 func runJobs(ctx context.Context, dir string, jobs []*job, opts Options, logw io.Writer) error {
@@ -320,7 +301,7 @@ func writeJob(dir string, j *job, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
+	h := digest.New()
 	st, err := tarzst.Write(io.MultiWriter(f, h), entries, archive.WriteOptions{ModTime: mtime})
 	if err == nil {
 		err = f.Sync()
@@ -331,7 +312,7 @@ func writeJob(dir string, j *job, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	j.art = dist.Artifact{Archive: j.archive, SHA256: hex.EncodeToString(h.Sum(nil)), Size: st.CompressedBytes,
+	j.art = dist.Artifact{Archive: j.archive, SHA256: digest.Hex(h), Size: st.CompressedBytes,
 		ExpandedSize: st.ExpandedBytes, Entries: st.Entries}
 	j.files = []string{}
 	for _, e := range entries {
@@ -345,7 +326,7 @@ func writeJob(dir string, j *job, mtime time.Time) error {
 }
 
 // writeMeta writes manifest.json, provenance.json and checksums.txt.
-func writeMeta(dir string, m *dist.Manifest, rec *buildRecord) error {
+func writeMeta(dir string, m *dist.Manifest, rec *buildrecord.Record) error {
 	mdata, err := m.Marshal()
 	if err != nil {
 		return err
@@ -357,7 +338,7 @@ func writeMeta(dir string, m *dist.Manifest, rec *buildRecord) error {
 	for _, a := range m.Artifacts() {
 		sums[a.Archive] = a.SHA256
 	}
-	sums[dist.ManifestFile] = hexSum(mdata)
+	sums[dist.ManifestFile] = digest.Bytes(mdata)
 	pdata, err := provenance(m, rec, sums)
 	if err != nil {
 		return err
@@ -365,16 +346,11 @@ func writeMeta(dir string, m *dist.Manifest, rec *buildRecord) error {
 	if err := os.WriteFile(filepath.Join(dir, dist.ProvenanceFile), pdata, 0o644); err != nil {
 		return err
 	}
-	sums[dist.ProvenanceFile] = hexSum(pdata)
+	sums[dist.ProvenanceFile] = digest.Bytes(pdata)
 	if err := os.WriteFile(filepath.Join(dir, dist.ChecksumsFile), dist.FormatChecksums(sums), 0o644); err != nil {
 		return err
 	}
 	return syncTree(dir)
-}
-
-func hexSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 // syncTree fsyncs the metadata files and every folder, so the swap that

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"sort"
 
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
 
@@ -55,11 +56,11 @@ type ExternalParameters struct {
 
 // InternalParameters are inputs the build fixed itself.
 type InternalParameters struct {
-	Toolchain        dist.Toolchain `json:"toolchain"`
-	PostgresVersion  string         `json:"postgresVersion"`
-	CatalogVersion   string         `json:"catalogVersion"`
-	SourcePinsSHA256 string         `json:"sourcePinsSha256"`
-	Stages           []stageRecord  `json:"stages"`
+	Toolchain        dist.Toolchain            `json:"toolchain"`
+	PostgresVersion  string                    `json:"postgresVersion"`
+	CatalogVersion   string                    `json:"catalogVersion"`
+	SourcePinsSHA256 string                    `json:"sourcePinsSha256"`
+	Stages           []buildrecord.StageRecord `json:"stages"`
 }
 
 // ResourceDescriptor is one pinned source.
@@ -76,7 +77,7 @@ type RunDetails struct {
 	} `json:"builder"`
 }
 
-func provenance(m *dist.Manifest, rec *buildRecord, sums map[string]string) ([]byte, error) {
+func provenance(m *dist.Manifest, rec *buildrecord.Record, sums map[string]string) ([]byte, error) {
 	st := Statement{Type: inTotoStatementType, PredicateType: slsaPredicateType}
 	names := make([]string, 0, len(sums))
 	for n := range sums {
@@ -101,7 +102,7 @@ func provenance(m *dist.Manifest, rec *buildRecord, sums map[string]string) ([]b
 		},
 		InternalParameters: InternalParameters{
 			Toolchain: m.Toolchain, PostgresVersion: m.PostgresVersion, CatalogVersion: m.CatalogVersion,
-			SourcePinsSHA256: m.SourcePinsSHA256, Stages: append([]stageRecord{}, rec.Stages...),
+			SourcePinsSHA256: m.SourcePinsSHA256, Stages: append([]buildrecord.StageRecord{}, rec.Stages...),
 		},
 		ResolvedDependencies: []ResourceDescriptor{},
 	}

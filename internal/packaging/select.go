@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
+	"github.com/pglite-oxide/pgxtask/internal/catalog"
 )
 
 // runtimePrograms are the programs of the runtime archive: the server and
@@ -172,7 +173,7 @@ func toolEntries(dir string, program string) ([]archive.Entry, error) {
 // extensionEntries selects an extension archive: every file the
 // extension's install added (stage/ext/<id>), without headers or static
 // libraries.
-func extensionEntries(dir string, e planEntry) ([]archive.Entry, error) {
+func extensionEntries(dir string, e catalog.PlanEntry) ([]archive.Entry, error) {
 	entries, err := archive.TreeEntries(dir, func(rel string, d fs.DirEntry) bool { return !leftOut(rel) })
 	if err != nil {
 		return nil, err

@@ -149,3 +149,9 @@ func (l Layout) AssetsFile(name string) string { return filepath.Join(l.Assets()
 // Path is the project-relative slash path rel (as assets/sources.toml
 // records recipes) on disk.
 func (l Layout) Path(rel string) string { return filepath.Join(l.Root, filepath.FromSlash(rel)) }
+
+// BuildPlan is assets/generated/extensions.build-plan.json.
+func (l Layout) BuildPlan() string { return filepath.Join(l.Generated(), "extensions.build-plan.json") }
+
+// Patches is assets/patches/<source>, the patches applied to a source.
+func (l Layout) Patches(source string) string { return filepath.Join(l.Assets(), "patches", source) }

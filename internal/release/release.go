@@ -29,6 +29,7 @@ import (
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
 
@@ -175,7 +176,7 @@ func Stage(ctx context.Context, o Options) (*Result, error) {
 	sums := map[string]string{}
 	for _, m := range res.Modules {
 		for _, f := range []string{m.Zip, m.SBOM} {
-			sum, _, err := dist.HashFile(os.DirFS(work), f)
+			sum, _, err := digest.FSFile(os.DirFS(work), f)
 			if err != nil {
 				return nil, err
 			}
@@ -342,7 +343,7 @@ func stageTarget(ctx context.Context, o Options, work, target, distDir string) (
 	if m.ZipSize > o.ZipLimit {
 		return nil, fail("the module zip is %d bytes, over the limit of %d (--zip-limit; the Go module proxy refuses zips over %d)", m.ZipSize, o.ZipLimit, int64(modzip.MaxZipFile))
 	}
-	if m.ZipSHA256, _, err = dist.HashFile(os.DirFS(work), m.Zip); err != nil {
+	if m.ZipSHA256, _, err = digest.FSFile(os.DirFS(work), m.Zip); err != nil {
 		return nil, fail("%v", err)
 	}
 	if m.H1, err = dirhash.HashZip(zipPath, dirhash.Hash1); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
 
@@ -35,7 +36,7 @@ func makeDist(t *testing.T, target string, sizes map[string]int) string {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		sum, _, _ := dist.HashFile(os.DirFS(dir), name)
+		sum, _, _ := digest.FSFile(os.DirFS(dir), name)
 		sums[name] = sum
 		return dist.Artifact{Archive: name, SHA256: sum, Size: int64(n)}
 	}
@@ -49,7 +50,7 @@ func makeDist(t *testing.T, target string, sizes map[string]int) string {
 	os.WriteFile(filepath.Join(dir, dist.ManifestFile), data, 0o644)
 	os.WriteFile(filepath.Join(dir, dist.ProvenanceFile), []byte("{}\n"), 0o644)
 	for _, f := range []string{dist.ManifestFile, dist.ProvenanceFile} {
-		sums[f], _, _ = dist.HashFile(os.DirFS(dir), f)
+		sums[f], _, _ = digest.FSFile(os.DirFS(dir), f)
 	}
 	os.WriteFile(filepath.Join(dir, dist.ChecksumsFile), dist.FormatChecksums(sums), 0o644)
 	if err := dist.Verify(os.DirFS(dir), m); err != nil {

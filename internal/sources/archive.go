@@ -5,8 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -322,7 +320,7 @@ func (f *Fetcher) httpGet(ctx context.Context, url string, s Source, dest string
 		return err
 	}
 	defer out.Abort()
-	h := sha256.New()
+	h := digest.New()
 	pw := &progressWriter{p: f.Progress, name: s.Name, total: resp.ContentLength}
 	n, err := io.Copy(io.MultiWriter(out, h, pw), resp.Body)
 	f.Progress.Done()
@@ -332,7 +330,7 @@ func (f *Fetcher) httpGet(ctx context.Context, url string, s Source, dest string
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return fmt.Errorf("truncated download: got %d of %d bytes", n, resp.ContentLength)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != s.SHA256 {
+	if got := digest.Hex(h); got != s.SHA256 {
 		return fmt.Errorf("sha256 of the %d bytes served is %s, want %s (different bytes than the pin)", n, got, s.SHA256)
 	}
 	return out.Commit()

@@ -12,20 +12,15 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 )
 
-// KnownTargets lists the targets a source or toolchain may name.
-var KnownTargets = []string{"linux-amd64", "linux-arm64", "darwin-arm64", "wasix"}
+// KnownTargets lists the targets a source or toolchain may name: the names
+// of the target table (internal/target), which owns them.
+var KnownTargets = target.Names()
 
-// IsKnownTarget reports whether t is one of KnownTargets.
-func IsKnownTarget(t string) bool {
-	for _, k := range KnownTargets {
-		if k == t {
-			return true
-		}
-	}
-	return false
-}
+// IsKnownTarget reports whether t is a target of the target table.
+func IsKnownTarget(t string) bool { return target.Known(t) }
 
 // Problem is one finding in a sources.toml: where it is, which field, what
 // is wrong and how to fix it.
@@ -420,8 +415,16 @@ func validateToolchains(file string, idx keyIndex, m *Manifest) []Problem {
 		add := func(line int, key, msg, fix string) {
 			probs = append(probs, Problem{File: file, Line: line, Field: "[" + table + "] " + key, Msg: msg, Fix: fix})
 		}
-		if !IsKnownTarget(t) {
+		if tt, ok := target.Lookup(t); !ok {
 			add(line(""), "", fmt.Sprintf("unknown target %q", t), "name the table [toolchain.<target>] for one of "+strings.Join(KnownTargets, ", "))
+		} else {
+			// The target table and the pins must describe the same builder.
+			if tc.Platform != "" && tt.Platform != "" && tc.Platform != tt.Platform {
+				add(line("platform"), "platform", fmt.Sprintf("%q, but target %s builds on %s (internal/target)", tc.Platform, t, tt.Platform), fmt.Sprintf("set platform = %q, or change the target table", tt.Platform))
+			}
+			if tc.Recipe != "" && tt.Recipe != "" && tc.Recipe != tt.Recipe {
+				add(line("recipe"), "recipe", fmt.Sprintf("%q, but target %s's recipe is %s (internal/target)", tc.Recipe, t, tt.Recipe), fmt.Sprintf("set recipe = %q, or change the target table", tt.Recipe))
+			}
 		}
 		if tc.BaseImage != "" && !imageDigestRE.MatchString(tc.BaseImage) {
 			add(line("base-image"), "base-image", fmt.Sprintf("%q is not pinned by digest", tc.BaseImage), "write it as name@sha256:<64 hex digits> (docker image inspect --format '{{index .RepoDigests 0}}' or the image id of a local image)")

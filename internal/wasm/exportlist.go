@@ -3,11 +3,12 @@ package wasm
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 )
 
 // ExportListFormat is the format-version of wasix-dl.exports.
@@ -99,8 +100,6 @@ func isHex(s string) bool {
 	return err == nil && strings.ToLower(s) == s
 }
 
-// SHA256Hex is the lowercase hex sha256 of b.
-func SHA256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
+// SHA256Hex is the lowercase hex sha256 of b: digest.Bytes, kept for the
+// CLI's callers.
+func SHA256Hex(b []byte) string { return digest.Bytes(b) }

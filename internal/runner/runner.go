@@ -1,12 +1,29 @@
-package build
+// Package runner executes build steps: one command with its mounts,
+// environment and user, in a container of the builder image (Docker, through
+// the Engine API) or on the host with the container paths mapped to host
+// folders. A runner also owns what only it knows about its toolchain: the
+// toolchain identity (the builder image, or the host compiler) and where the
+// compiler cache lives. Callers hold a Runner and never its engine client.
+package runner
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
+
+// Runner names (Runner.Name and the --runner values besides auto).
+const (
+	Auto       = "auto"
+	DockerName = "docker"
+	HostName   = "host"
+)
+
+// DefaultCCacheVolume is the docker volume holding the compiler cache.
+const DefaultCCacheVolume = "pgxtask-ccache"
 
 // Container paths every step sees (the host runner maps them to host
 // folders).
@@ -60,7 +77,7 @@ type Step struct {
 	WorkDir string `json:"workdir,omitempty"`
 }
 
-// Runner executes steps. Implementations: DockerRunner and HostRunner.
+// Runner executes steps. Implementations: Docker and Host.
 type Runner interface {
 	// Name is "docker" or "host".
 	Name() string
@@ -68,6 +85,22 @@ type Runner interface {
 	// exit is an *ExitError. When ctx is cancelled Run stops the step and
 	// cleans up (containers, scratch folders) before returning ctx.Err().
 	Run(ctx context.Context, step Step, log io.Writer) error
+	// Toolchain returns the toolchain identity of spec's steps on this
+	// runner. ready is false when the identity is not final yet (the
+	// builder image is not built: its ID is unknown); with create set,
+	// Toolchain makes what is missing first, writing its output to log.
+	Toolchain(ctx context.Context, spec ToolchainSpec, create bool, log io.Writer) (id dist.Toolchain, ready bool, err error)
+	// CacheMount is the compiler cache mount at CCacheMount.
+	CacheMount() Mount
+	// CheckCache reports why the compiler cache cannot be used, nil when
+	// it can.
+	CheckCache() error
+	// MapsFiles reports whether the runner sees container paths in the
+	// files a step reads. The host runner maps the env and the command
+	// only: a path written into a job file must be the host path then.
+	MapsFiles() bool
+	// Close releases what the runner holds (the engine connection).
+	Close() error
 }
 
 // ExitError reports a step that ran and exited with a non-zero status.
@@ -86,13 +119,3 @@ var ErrDockerUnavailable = errors.New("docker engine unavailable")
 
 // dockerHelp is the one clear message for a missing daemon.
 const dockerHelp = "start it with 'sudo bash scripts/setup' (or 'sudo dockerd &'), set DOCKER_HOST to a running engine, or pass --runner host"
-
-// env returns the value of key in a KEY=VALUE list.
-func envValue(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
-}

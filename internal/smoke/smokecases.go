@@ -1,4 +1,4 @@
-package build
+package smoke
 
 // smokeCase is the real use of one extension or module that `assets smoke`
 // runs: Setup once after CREATE EXTENSION, Session at the start of every

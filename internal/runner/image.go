@@ -1,11 +1,9 @@
-package build
+package runner
 
 import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,39 +14,14 @@ import (
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
+	"github.com/pglite-oxide/pgxtask/internal/dist"
+	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
 // BaseImageEnv names a local image to use as the builder's FROM instead of
 // the pinned base image (machines without a registry).
 const BaseImageEnv = "PGXTASK_BASE_IMAGE"
-
-// Identity is the toolchain identity of a build: what every stage key and
-// every output records about the compiler environment.
-type Identity struct {
-	// Runner is "docker" or "host".
-	Runner string `json:"runner"`
-	// Platform is the container platform (linux/amd64).
-	Platform string `json:"platform,omitempty"`
-	// ImageID is the builder image's ID (docker runner).
-	ImageID string `json:"image-id,omitempty"`
-	// ImageTag is the tag pgxtask gave the builder image.
-	ImageTag string `json:"image-tag,omitempty"`
-	// BaseImage is the pinned base image of sources.toml.
-	BaseImage string `json:"base-image,omitempty"`
-	// BaseImageOverride is the local image FROM used instead, when one was named.
-	BaseImageOverride string `json:"base-image-override,omitempty"`
-	// BaseImageID is the ID of the image FROM used.
-	BaseImageID string `json:"base-image-id,omitempty"`
-	// Recipe is the recipe folder, project-relative.
-	Recipe string `json:"recipe"`
-	// DockerfileSHA256 is the sha256 of the recipe's Dockerfile.
-	DockerfileSHA256 string `json:"dockerfile-sha256,omitempty"`
-	// Compiler and CompilerVersion are the pinned compiler.
-	Compiler        string `json:"compiler"`
-	CompilerVersion string `json:"compiler-version"`
-	// HostCompiler is the host compiler's version line (host runner).
-	HostCompiler string `json:"host-compiler,omitempty"`
-}
 
 // builderContext is the deterministic tar build context: the Dockerfile
 // alone (scripts are mounted per step), with fixed owner, mode and time.
@@ -68,36 +41,54 @@ func builderContext(dockerfile []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// builderTag names the builder image by the hash of what goes into it, so an
+// BuilderTag names the builder image by the hash of what goes into it, so an
 // existing image with that tag is reused without a build (no container
-// starts).
-func builderTag(target string, dockerfile []byte, from, fromID, compilerVersion, platform, downloads string) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "dockerfile %x\nfrom %s\nfrom-id %s\ncompiler %s\nplatform %s\n",
-		sha256.Sum256(dockerfile), from, fromID, compilerVersion, platform)
+// starts). downloads is ToolchainSpec.DownloadsKey.
+func BuilderTag(target string, dockerfile []byte, from, fromID, compilerVersion, platform, downloads string) string {
+	h := digest.New()
+	fmt.Fprintf(h, "dockerfile %s\nfrom %s\nfrom-id %s\ncompiler %s\nplatform %s\n",
+		digest.Bytes(dockerfile), from, fromID, compilerVersion, platform)
 	if downloads != "" { // pinned downloads (WASIX): a changed pin is a new image
 		fmt.Fprintf(h, "downloads %s\n", downloads)
 	}
-	return "pgxtask/builder:" + target + "-" + hex.EncodeToString(h.Sum(nil))[:16]
+	return "pgxtask/builder:" + target + "-" + digest.Hex(h)[:16]
 }
 
-// BuilderSpec describes the builder image of a target before it is built.
-type BuilderSpec struct {
-	Target    *Target
-	Root      string // project root
-	BaseImage string // override ("" = the pinned base image)
+// ToolchainSpec describes the toolchain of a target's steps before it is
+// resolved: the pins of [toolchain.<target>] and the recipe folder, plus
+// what the target's kind adds.
+type ToolchainSpec struct {
+	// Target is the target name (image tag and labels).
+	Target string
+	// Toolchain is the [toolchain.<target>] table of sources.toml.
+	Toolchain sources.Toolchain
+	// RecipeDir is the absolute recipe folder (its Dockerfile makes the
+	// builder image).
+	RecipeDir string
+	// BaseImage overrides the builder's FROM ("" = the pinned base image).
+	BaseImage string
+	// BuildArgs are extra build args of the builder image (the WASIX
+	// toolchain's pinned downloads); DownloadsKey is a stable text of those
+	// pins for the image tag ("" without downloads).
+	BuildArgs    map[string]string
+	DownloadsKey string
+	// NoHost, when set, is the error the host runner refuses the target
+	// with (a toolchain that exists only in the builder image).
+	NoHost error
+	// SourcesFile is sources.toml as errors show it.
+	SourcesFile string
 }
 
 // from returns the FROM image and whether it is an override.
-func (s BuilderSpec) from() (string, bool) {
+func (s ToolchainSpec) from() (string, bool) {
 	if s.BaseImage != "" {
 		return s.BaseImage, true
 	}
-	return s.Target.Toolchain.BaseImage, false
+	return s.Toolchain.BaseImage, false
 }
 
-func (s BuilderSpec) dockerfile() ([]byte, error) {
-	p := filepath.Join(s.Target.RecipeDir, "Dockerfile")
+func (s ToolchainSpec) dockerfile() ([]byte, error) {
+	p := filepath.Join(s.RecipeDir, "Dockerfile")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("builder recipe: %w", err)
@@ -105,9 +96,21 @@ func (s BuilderSpec) dockerfile() ([]byte, error) {
 	return b, nil
 }
 
-// LookupBuilder returns the identity of an already built builder image, or
+// Toolchain implements Runner: the builder image's identity. ready is
+// false when the image has not been built; with create set it is built
+// from the recipe through the Engine API first (build output to log).
+func (r *Docker) Toolchain(ctx context.Context, s ToolchainSpec, create bool, log io.Writer) (dist.Toolchain, bool, error) {
+	if create {
+		id, err := r.ensureBuilder(ctx, s, log)
+		return id, err == nil, err
+	}
+	return r.lookupBuilder(ctx, s)
+}
+
+// lookupBuilder returns the identity of an already built builder image, or
 // ok=false when it has not been built (nothing is built or started).
-func LookupBuilder(ctx context.Context, cli *client.Client, s BuilderSpec) (Identity, bool, error) {
+func (r *Docker) lookupBuilder(ctx context.Context, s ToolchainSpec) (dist.Toolchain, bool, error) {
+	cli := r.cli
 	id, tag, err := s.identity(ctx, cli)
 	if err != nil {
 		return id, false, err
@@ -123,16 +126,16 @@ func LookupBuilder(ctx context.Context, cli *client.Client, s BuilderSpec) (Iden
 	return id, true, nil
 }
 
-func (s BuilderSpec) identity(ctx context.Context, cli *client.Client) (Identity, string, error) {
+func (s ToolchainSpec) identity(ctx context.Context, cli *client.Client) (dist.Toolchain, string, error) {
 	df, err := s.dockerfile()
 	if err != nil {
-		return Identity{}, "", err
+		return dist.Toolchain{}, "", err
 	}
 	from, override := s.from()
-	tc := s.Target.Toolchain
-	id := Identity{
+	tc := s.Toolchain
+	id := dist.Toolchain{
 		Runner: "docker", Platform: tc.Platform, BaseImage: tc.BaseImage,
-		Recipe: tc.Recipe, DockerfileSHA256: fmt.Sprintf("%x", sha256.Sum256(df)),
+		Recipe: tc.Recipe, DockerfileSHA256: digest.Bytes(df),
 		Compiler: tc.Compiler, CompilerVersion: tc.CompilerVersion,
 	}
 	if override {
@@ -146,16 +149,17 @@ func (s BuilderSpec) identity(ctx context.Context, cli *client.Client) (Identity
 	} else if override {
 		return id, "", fmt.Errorf("base image %s (from --base-image or %s) is not in the local engine: import it first ('sudo bash scripts/setup' makes pgxtask/debian:bookworm)", from, BaseImageEnv)
 	}
-	tag := builderTag(s.Target.Name, df, from, id.BaseImageID, tc.CompilerVersion, tc.Platform, downloadsKey(tc))
+	tag := BuilderTag(s.Target, df, from, id.BaseImageID, tc.CompilerVersion, tc.Platform, s.DownloadsKey)
 	id.ImageTag = tag
 	return id, tag, nil
 }
 
-// EnsureBuilder returns the builder image identity, building the image from
+// ensureBuilder returns the builder image identity, building the image from
 // the recipe through the Engine API when no image with its content tag
 // exists. Build output goes to log.
-func EnsureBuilder(ctx context.Context, cli *client.Client, s BuilderSpec, log io.Writer) (Identity, error) {
-	id, ok, err := LookupBuilder(ctx, cli, s)
+func (r *Docker) ensureBuilder(ctx context.Context, s ToolchainSpec, log io.Writer) (dist.Toolchain, error) {
+	cli := r.cli
+	id, ok, err := r.lookupBuilder(ctx, s)
 	if err != nil || ok {
 		return id, err
 	}
@@ -168,7 +172,7 @@ func EnsureBuilder(ctx context.Context, cli *client.Client, s BuilderSpec, log i
 		return id, fmt.Errorf("builder context: %w", err)
 	}
 	from, override := s.from()
-	compiler := s.Target.Toolchain.CompilerVersion
+	compiler := s.Toolchain.CompilerVersion
 	opts := build.ImageBuildOptions{
 		Tags:        []string{id.ImageTag},
 		Dockerfile:  "Dockerfile",
@@ -176,15 +180,15 @@ func EnsureBuilder(ctx context.Context, cli *client.Client, s BuilderSpec, log i
 		Remove:      true,
 		ForceRemove: true,
 		Labels: map[string]string{
-			"io.pgxtask.target":           s.Target.Name,
-			"io.pgxtask.base-image":       s.Target.Toolchain.BaseImage,
+			"io.pgxtask.target":           s.Target,
+			"io.pgxtask.base-image":       s.Toolchain.BaseImage,
 			"io.pgxtask.compiler-version": compiler,
 		},
 	}
-	for k, v := range downloadBuildArgs(s.Target.Toolchain) {
-		opts.BuildArgs[k] = v
+	for k, v := range s.BuildArgs {
+		opts.BuildArgs[k] = &v
 	}
-	if p := s.Target.Toolchain.Platform; p != "" && p != "linux/"+runtime.GOARCH {
+	if p := s.Toolchain.Platform; p != "" && p != "linux/"+runtime.GOARCH {
 		opts.Platform = p
 	}
 	resp, err := cli.ImageBuild(ctx, bytes.NewReader(tarCtx), opts)

@@ -1,4 +1,4 @@
-package build
+package runner
 
 import (
 	"context"
@@ -7,27 +7,65 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
 
-// HostRunner runs the same step scripts on the host with the host compilers
+// Host runs the same step scripts on the host with the host compilers
 // (darwin, development). Container paths in the step's env and command are
 // mapped to the mounts' host folders; the scratch folder is a fresh temporary
 // folder per step.
-type HostRunner struct {
+type Host struct {
 	// CCacheDir is the host compiler cache folder (mapped from CCacheMount).
 	CCacheDir string
 }
 
 // Name implements Runner.
-func (r *HostRunner) Name() string { return "host" }
+func (r *Host) Name() string { return HostName }
+
+// Close implements Runner: the host runner holds nothing.
+func (r *Host) Close() error { return nil }
+
+// CacheMount implements Runner: the compiler cache is CCacheDir.
+func (r *Host) CacheMount() Mount { return Mount{Source: r.CCacheDir, Target: CCacheMount} }
+
+// CheckCache implements Runner: ccache must be on PATH.
+func (r *Host) CheckCache() error {
+	if _, err := exec.LookPath("ccache"); err != nil {
+		return errors.New("--ccache (or PGXTASK_CCACHE=1) with the host runner: ccache is not on PATH (install it, e.g. apt-get install ccache, or build without the compiler cache)")
+	}
+	return nil
+}
+
+// MapsFiles implements Runner: only the env and the command are mapped.
+func (r *Host) MapsFiles() bool { return false }
+
+// Toolchain implements Runner: the host compiler, which must be the
+// pinned major version. Nothing is made, so the identity is always ready.
+func (r *Host) Toolchain(ctx context.Context, s ToolchainSpec, create bool, log io.Writer) (dist.Toolchain, bool, error) {
+	if s.NoHost != nil {
+		return dist.Toolchain{}, false, s.NoHost
+	}
+	tc := s.Toolchain
+	line, major, err := hostCompiler(ctx)
+	if err != nil {
+		return dist.Toolchain{}, false, err
+	}
+	if major != tc.CompilerVersion {
+		return dist.Toolchain{}, false, fmt.Errorf("host runner: %s, but [toolchain.%s] compiler-version = %q in %s: use --runner docker, or a host with gcc %s", line, s.Target, tc.CompilerVersion, s.SourcesFile, tc.CompilerVersion)
+	}
+	return dist.Toolchain{Runner: HostName, Platform: "host/" + runtime.GOOS + "-" + runtime.GOARCH, Recipe: tc.Recipe,
+		Compiler: tc.Compiler, CompilerVersion: tc.CompilerVersion, HostCompiler: line}, true, nil
+}
 
 // Run implements Runner.
-func (r *HostRunner) Run(ctx context.Context, step Step, log io.Writer) error {
+func (r *Host) Run(ctx context.Context, step Step, log io.Writer) error {
 	scratch, err := os.MkdirTemp("", "pgxtask-"+strings.ReplaceAll(step.Stage, "/", "-")+"-")
 	if err != nil {
 		return fmt.Errorf("stage %s: scratch folder: %w", step.Stage, err)
@@ -84,7 +122,7 @@ func (r *HostRunner) Run(ctx context.Context, step Step, log io.Writer) error {
 }
 
 // pathMap maps container paths to host paths, longest first.
-func (r *HostRunner) pathMap(step Step, scratch string) *strings.Replacer {
+func (r *Host) pathMap(step Step, scratch string) *strings.Replacer {
 	pairs := map[string]string{ScratchDir: scratch}
 	for _, mt := range step.Mounts {
 		if mt.Volume {

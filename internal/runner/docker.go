@@ -1,4 +1,4 @@
-package build
+package runner
 
 import (
 	"context"
@@ -18,17 +18,21 @@ import (
 // and people find leftover containers with it.
 const LabelStage = "io.pgxtask.stage"
 
-// DockerRunner runs steps in containers through the Docker Engine API. It
-// honours DOCKER_HOST and the other DOCKER_* variables.
-type DockerRunner struct {
+// Docker runs steps in containers through the Docker Engine API. It
+// honours DOCKER_HOST and the other DOCKER_* variables. The engine client
+// stays inside: callers use the Runner methods.
+type Docker struct {
 	cli      *client.Client
 	platform string
+	// CCacheVolume is the docker volume of the compiler cache ("" =
+	// DefaultCCacheVolume).
+	CCacheVolume string
 }
 
-// NewDockerRunner connects to the engine named by the environment and checks
+// NewDocker connects to the engine named by the environment and checks
 // that it answers. The error wraps ErrDockerUnavailable and says how to start
 // one.
-func NewDockerRunner(ctx context.Context, platform string) (*DockerRunner, error) {
+func NewDocker(ctx context.Context, platform string) (*Docker, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v: %s", ErrDockerUnavailable, err, dockerHelp)
@@ -43,22 +47,48 @@ func NewDockerRunner(ctx context.Context, platform string) (*DockerRunner, error
 		}
 		return nil, fmt.Errorf("%w: no docker engine answers at %s: %s", ErrDockerUnavailable, host, dockerHelp)
 	}
-	return &DockerRunner{cli: cli, platform: platform}, nil
+	return &Docker{cli: cli, platform: platform}, nil
 }
 
 // Name implements Runner.
-func (r *DockerRunner) Name() string { return "docker" }
+func (r *Docker) Name() string { return DockerName }
 
-// Client is the engine client (for the builder image and tests).
-func (r *DockerRunner) Client() *client.Client { return r.cli }
+// Close implements Runner: it releases the engine client.
+func (r *Docker) Close() error {
+	if r.cli == nil {
+		return nil
+	}
+	return r.cli.Close()
+}
 
-// Close releases the client.
-func (r *DockerRunner) Close() error { return r.cli.Close() }
+// CacheMount implements Runner: the compiler cache is a named volume.
+func (r *Docker) CacheMount() Mount {
+	v := r.CCacheVolume
+	if v == "" {
+		v = DefaultCCacheVolume
+	}
+	return Mount{Source: v, Target: CCacheMount, Volume: true}
+}
+
+// CheckCache implements Runner: the builder image carries ccache.
+func (r *Docker) CheckCache() error { return nil }
+
+// MapsFiles implements Runner: a container sees the container paths.
+func (r *Docker) MapsFiles() bool { return true }
+
+// RemoveVolume removes a named volume (a compiler cache) and what it
+// holds; a missing volume is no error.
+func (r *Docker) RemoveVolume(ctx context.Context, name string) error {
+	if err := r.cli.VolumeRemove(ctx, name, true); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove volume %s: %w", name, err)
+	}
+	return nil
+}
 
 // Run implements Runner: create, attach, start, wait, and always remove the
 // container — on success, on failure and on cancellation (with a fresh
 // context, since ctx may be done).
-func (r *DockerRunner) Run(ctx context.Context, step Step, log io.Writer) (err error) {
+func (r *Docker) Run(ctx context.Context, step Step, log io.Writer) (err error) {
 	cfg := &container.Config{
 		Image:      step.Image,
 		Cmd:        step.Cmd,

@@ -1,4 +1,7 @@
-package build
+// Package smoke runs a built stage as a server and checks every built
+// extension for real: CREATE EXTENSION, a query, a restart and a
+// dump/restore round trip (assets smoke).
+package smoke
 
 import (
 	"context"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 )
 
@@ -80,7 +84,7 @@ func Smoke(ctx context.Context, opts SmokeOptions) (*SmokeReport, error) {
 	if log == nil {
 		log = io.Discard
 	}
-	rec, err := LoadRecord(opts.OutputRoot)
+	rec, err := buildrecord.Load(opts.OutputRoot)
 	if err != nil {
 		return nil, err
 	}
