@@ -17,13 +17,15 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 	"github.com/pglite-oxide/pgxtask/internal/wasixbuild"
 	"github.com/pglite-oxide/pgxtask/internal/wasm"
 	"github.com/urfave/cli/v2"
 )
 
-// wasixTarget is the target name of the WASIX build.
-const wasixTarget = "wasix"
+// wasixTarget is the WASIX target of the target table: the one whose main
+// module the export list and the AOT artifacts belong to.
+var wasixTarget = target.OfKind(target.WASIX)[0]
 
 func exportListCommand() *cli.Command {
 	return command{
@@ -113,8 +115,10 @@ type aotReport struct {
 }
 
 func assetsAOT(x *call) error {
-	if t := x.String("target"); t != wasixTarget {
-		return usagef("--target %s: AOT artifacts exist for the wasix target only (native targets run machine code already)", t)
+	if t, err := target.Get(x.String("target")); err != nil {
+		return usageError{err: err}
+	} else if !t.IsWASIX() {
+		return usagef("--target %s: AOT artifacts exist for the wasix target only (a target of kind wasix; native targets run machine code already)", t.Name)
 	}
 	triples := x.StringSlice("host-triple")
 	if len(triples) == 0 {

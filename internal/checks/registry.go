@@ -15,6 +15,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/perf"
 	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 	"github.com/pglite-oxide/pgxtask/internal/wasixbuild"
 	"github.com/pglite-oxide/pgxtask/internal/wasm"
 )
@@ -33,9 +34,6 @@ func All() []Check {
 		{Name: "wasix-recipe", Offline: true, Run: WasixRecipe},
 	}
 }
-
-// wasixTarget is the target name of the WASIX build.
-const wasixTarget = "wasix"
 
 // SourcesManifest checks that assets/sources.toml loads (format, pins,
 // toolchain sections).
@@ -95,7 +93,7 @@ func NativeRecipe(ctx context.Context, l project.Layout) error {
 		return err
 	}
 	var problems []string
-	for _, t := range []string{"linux-amd64", "linux-arm64"} {
+	for _, t := range target.Select(func(t target.Target) bool { return t.Kind == target.Native && t.Recipe != "" }) {
 		tc, ok := m.Toolchains[t]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("%s: no [toolchain.%s] table", m.Path, t))
@@ -138,21 +136,22 @@ func WasixRecipe(ctx context.Context, l project.Layout) error {
 	if err != nil {
 		return err
 	}
-	tc, ok := m.Toolchains[wasixTarget]
-	if !ok {
-		return fmt.Errorf("%s: no [toolchain.wasix] table: the WASIX builder's pins live there", l.SourcesFile())
+	var lines []string
+	for _, t := range target.OfKind(target.WASIX) {
+		tc, ok := m.Toolchains[t]
+		if !ok {
+			return fmt.Errorf("%s: no [toolchain.%s] table: the WASIX builder's pins live there", l.SourcesFile(), t)
+		}
+		if tc.Recipe == "" {
+			return fmt.Errorf("%s: [toolchain.%s] recipe is empty: set it to the target's recipe folder", l.SourcesFile(), t)
+		}
+		for _, p := range wasixbuild.CheckRecipe(l.Path(tc.Recipe), tc) {
+			p.File = l.Rel(p.File)
+			lines = append(lines, p.String())
+		}
 	}
-	if tc.Recipe == "" {
-		return fmt.Errorf("%s: [toolchain.wasix] recipe is empty: set it to assets/wasix-build", l.SourcesFile())
-	}
-	probs := wasixbuild.CheckRecipe(l.Path(tc.Recipe), tc)
-	if len(probs) == 0 {
+	if len(lines) == 0 {
 		return nil
-	}
-	lines := make([]string, len(probs))
-	for i, p := range probs {
-		p.File = l.Rel(p.File)
-		lines[i] = p.String()
 	}
 	return errors.New(strings.Join(lines, "\n"))
 }

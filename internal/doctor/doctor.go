@@ -20,6 +20,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 )
 
 // PerfTarget groups what the perf comparisons need; it is not a build target.
@@ -45,20 +46,15 @@ type Report struct {
 
 // NativeTarget is the target this host builds natively, or "".
 func NativeTarget() string {
-	switch runtime.GOOS + "/" + runtime.GOARCH {
-	case "linux/amd64":
-		return "linux-amd64"
-	case "linux/arm64":
-		return "linux-arm64"
-	case "darwin/arm64":
-		return "darwin-arm64"
+	if t, ok := target.Host(); ok {
+		return t.Name
 	}
 	return ""
 }
 
 var (
-	containerTargets = []string{"linux-amd64", "linux-arm64", "wasix"}
-	linuxTargets     = []string{"linux-amd64", "linux-arm64"}
+	containerTargets = target.Containers()
+	linuxTargets     = target.Select(func(t target.Target) bool { return t.GOOS == "linux" })
 	// hostBuildPackages are the Debian packages a host-runner build of
 	// PostgreSQL with the configured options needs.
 	hostBuildPackages = []string{"make", "bison", "flex", "perl", "pkg-config", "libreadline-dev", "zlib1g-dev",
