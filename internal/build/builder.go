@@ -442,7 +442,10 @@ func (b *Builder) newStep(stage string, mounts []runner.Mount, env, cmd []string
 	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "LC_ALL=") }) {
 		env = append(env, "LC_ALL="+b.kind.locale, "LANG="+b.kind.locale)
 	}
-	env = append(env, "PGX_CC="+b.kind.compiler)
+	env = append(env, "PGX_CC="+b.target.Toolchain.Compiler)
+	if h := b.target.Toolchain.CrossHost; h != "" {
+		env = append(env, "PGX_HOST="+h)
+	}
 	if b.kind.ccache && user == "" && b.opts.CCache {
 		mounts = append(mounts, b.runner.CacheMount())
 		// The scripts put ccache in front of gcc for make only, through a

@@ -17,6 +17,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 )
 
 // Execute builds every stale unit (or those --only selects), in stage order,
@@ -210,7 +211,8 @@ func (b *Builder) checkOutput(def *stageDef, u *Unit, out string) error {
 		return fmt.Errorf("%s: the step finished but %s was not installed", u.Name, need)
 	}
 	if def.native && b.kind.relocatable {
-		if err := checkRelocatable(out); err != nil {
+		machine, _ := target.ELFMachine(b.target.Name)
+		if err := checkRelocatable(out, machine); err != nil {
 			return fmt.Errorf("%s: %w", u.Name, err)
 		}
 	}

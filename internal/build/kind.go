@@ -16,8 +16,10 @@ import (
 // WASIX, from the target table). The stage list and the engine are the same
 // for every kind; they ask the kind, never the target's name.
 type kind struct {
-	// compiler is the [toolchain.<target>] compiler the kind builds with;
-	// the steps get it as PGX_CC.
+	// compiler is the compiler family of the kind: [toolchain.<target>]
+	// compiler must be it, or, for a cross build (cross-host set), the
+	// cross compiler <cross-host>-<compiler>. The steps get the toolchain's
+	// compiler as PGX_CC and its cross-host as PGX_HOST.
 	compiler string
 	// profile resolves a build profile of the kind's recipe folder (shown
 	// is its project-relative name, for errors).

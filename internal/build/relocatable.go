@@ -14,10 +14,12 @@ import (
 // checkRelocatable fails when an ELF program or shared object of the install
 // under dir has a run path that is not $ORIGIN-relative, or links libpq
 // without one: the install must work from any folder, without a system libpq.
+// When machine is not EM_NONE every ELF file must be built for it, which
+// catches a cross build that compiled a file for the builder instead.
 // Files that are not ELF (scripts in bin/, Mach-O on darwin) are skipped.
 // It reads the dynamic sections in pgxtask rather than running readelf on
 // every file in the step, where each process start is dear.
-func checkRelocatable(dir string) error {
+func checkRelocatable(dir string, machine elf.Machine) error {
 	var bad []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -33,7 +35,7 @@ func checkRelocatable(dir string) error {
 			!strings.HasSuffix(name, ".so") && !strings.Contains(name, ".so.") {
 			return nil
 		}
-		problem, err := runPathProblem(p)
+		problem, err := runPathProblem(p, machine)
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
@@ -46,14 +48,14 @@ func checkRelocatable(dir string) error {
 		return err
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("the install is not relocatable (every run path must start with $ORIGIN: the recipe links with -Wl,-rpath,'$ORIGIN/../lib' and configure --disable-rpath):\n  %s", strings.Join(bad, "\n  "))
+		return fmt.Errorf("the install is not relocatable for the target (every ELF file is built for the target's machine and every run path starts with $ORIGIN: the recipe links with -Wl,-rpath,'$ORIGIN/../lib' and configure --disable-rpath):\n  %s", strings.Join(bad, "\n  "))
 	}
 	return nil
 }
 
 // runPathProblem says what is wrong with one file's run path ("" when
 // nothing is, or when the file is not ELF).
-func runPathProblem(path string) (string, error) {
+func runPathProblem(path string, machine elf.Machine) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -66,6 +68,9 @@ func runPathProblem(path string) (string, error) {
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		return "", err
+	}
+	if machine != elf.EM_NONE && ef.Machine != machine {
+		return fmt.Sprintf("built for %s, not the target's %s", ef.Machine, machine), nil
 	}
 	// A static file has no dynamic section: no run path, no libraries.
 	var paths []string

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,8 +45,17 @@ func TestCheckRelocatable(t *testing.T) {
 	gcc(filepath.Join(good, "bin", "static"), "-static") // no dynamic section at all
 	os.WriteFile(filepath.Join(good, "bin", "pg_script"), []byte("#!/bin/sh\n"), 0o755)
 	os.WriteFile(filepath.Join(good, "lib", "empty.so"), nil, 0o644)
-	if err := checkRelocatable(good); err != nil {
+	host, other := elf.EM_X86_64, elf.EM_AARCH64
+	if runtime.GOARCH == "arm64" {
+		host, other = other, host
+	}
+	if err := checkRelocatable(good, host); err != nil {
 		t.Fatalf("a relocatable install was refused: %v", err)
+	}
+	// The same files are not an install for another machine: a cross build
+	// that compiled a file for the builder is caught.
+	if err := checkRelocatable(good, other); err == nil || !strings.Contains(err.Error(), "bin/postgres: built for "+host.String()+", not the target's "+other.String()) {
+		t.Fatalf("host files checked as an install for %s: %v", other, err)
 	}
 
 	bad := filepath.Join(dir, "bad")
@@ -54,7 +64,7 @@ func TestCheckRelocatable(t *testing.T) {
 	gcc(filepath.Join(bad, "bin", "mixed"), "-Wl,-rpath,$ORIGIN/../lib:/opt/pgx/lib")
 	gcc(filepath.Join(bad, "lib", "postgresql", "old.so"), "-shared", "-fPIC", "-Wl,--disable-new-dtags,-rpath,/usr/lib/postgresql")
 	gcc(filepath.Join(bad, "lib", "postgresql", "dblink.so"), "-shared", "-fPIC", "-Wl,--no-as-needed", fakeLibpq)
-	err := checkRelocatable(bad)
+	err := checkRelocatable(bad, elf.EM_NONE)
 	if err == nil {
 		t.Fatal("an install with absolute run paths was accepted")
 	}

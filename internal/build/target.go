@@ -108,8 +108,13 @@ func ResolveTarget(m *sources.Manifest, root, name, profile string) (*Target, er
 	if tc.Recipe == "" {
 		return nil, fmt.Errorf("%s: [toolchain.%s] recipe is empty: set it to the builder recipe folder (%s)", m.Path, name, tt.Recipe)
 	}
-	if tc.Compiler != k.compiler {
-		return nil, fmt.Errorf("%s: [toolchain.%s] compiler = %q: %s targets build with %s; target %s is not built by this builder", m.Path, name, tc.Compiler, tt.Kind, k.compiler, name)
+	switch want := k.compiler; {
+	case tc.CrossHost == "" && tc.Compiler != want:
+		return nil, fmt.Errorf("%s: [toolchain.%s] compiler = %q: %s targets build with %s; target %s is not built by this builder", m.Path, name, tc.Compiler, tt.Kind, want, name)
+	case tc.CrossHost != "" && tc.Compiler != tc.CrossHost+"-"+want:
+		return nil, fmt.Errorf("%s: [toolchain.%s] compiler = %q: a cross build for %s compiles with %s-%s", m.Path, name, tc.Compiler, tc.CrossHost, tc.CrossHost, want)
+	case tc.CrossHost != "" && tt.Kind != target.Native:
+		return nil, fmt.Errorf("%s: [toolchain.%s] cross-host = %q: only native targets cross-compile", m.Path, name, tc.CrossHost)
 	}
 	pg, ok := m.PostgresFor(name)
 	if !ok {

@@ -156,11 +156,17 @@ func Probe(ctx context.Context, m *sources.Manifest) []Check {
 	} else {
 		add("builder base image", containerTargets, false, "cannot look: the docker daemon is not reachable", setupFix)
 	}
-	if runtime.GOARCH != "arm64" {
-		_, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-		add("arm64 emulation for containers", []string{"linux-arm64"}, err == nil,
-			pick(err == nil, "qemu-aarch64 is registered with binfmt_misc", "no qemu-aarch64 binfmt_misc entry: linux/arm64 containers cannot run on this "+runtime.GOARCH+" host"),
-			"sudo apt-get install -y --no-install-recommends qemu-user-static binfmt-support")
+	// Linux targets of another architecture are cross-compiled; their
+	// binaries (the template's initdb, the install's zic, smoke, tests) run
+	// here through qemu-user.
+	if runtime.GOOS == "linux" {
+		for _, t := range target.All() {
+			if t.GOOS != "linux" || t.GOARCH == runtime.GOARCH || t.Emulator() == "" {
+				continue
+			}
+			ok, detail := Emulation(t)
+			add(t.GOARCH+" emulation", []string{t.Name}, ok, detail, setupFix+"  # installs qemu-user-static, registers it with binfmt_misc and installs the "+t.GOARCH+" runtime libraries")
+		}
 	}
 
 	// Debian routes of the pinned archives.
@@ -430,4 +436,41 @@ func pick(ok bool, yes, no string) string {
 		return yes
 	}
 	return no
+}
+
+// binfmtDir is where the kernel lists binfmt_misc entries.
+var binfmtDir = "/proc/sys/fs/binfmt_misc"
+
+// Emulation reports whether binaries of the Linux target t run on this
+// machine through qemu-user: its binfmt_misc entry is registered, enabled
+// and has the F flag (the kernel opens the emulator at registration, so it
+// also works inside containers and mount namespaces), and the target's
+// C library is installed for its multiarch triple.
+func Emulation(t target.Target) (bool, string) {
+	entry := filepath.Join(binfmtDir, t.Emulator())
+	data, err := os.ReadFile(entry)
+	if err != nil {
+		if _, serr := os.Stat(filepath.Join(binfmtDir, "status")); serr != nil {
+			return false, "binfmt_misc is not mounted at " + binfmtDir
+		}
+		return false, "no " + t.Emulator() + " entry in " + binfmtDir + ": " + t.GOARCH + " binaries cannot run on this " + runtime.GOARCH + " host"
+	}
+	text := string(data)
+	if !strings.HasPrefix(text, "enabled") {
+		return false, entry + " is disabled"
+	}
+	flags := ""
+	for _, line := range strings.Split(text, "\n") {
+		if f, ok := strings.CutPrefix(line, "flags: "); ok {
+			flags = f
+		}
+	}
+	if !strings.Contains(flags, "F") {
+		return false, entry + " has flags " + flags + ", without F: the emulator is not found inside containers"
+	}
+	libc := filepath.Join("/lib", t.Triple, "libc.so.6")
+	if _, err := os.Stat(libc); err != nil {
+		return false, t.Emulator() + " is registered, but " + libc + " is missing: the " + t.GOARCH + " runtime libraries are not installed"
+	}
+	return true, t.Emulator() + " is registered (flags " + flags + ") and the " + t.Triple + " libraries are installed"
 }

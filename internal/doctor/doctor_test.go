@@ -3,7 +3,11 @@ package doctor
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/pglite-oxide/pgxtask/internal/target"
 )
 
 func TestDebSrcSuites(t *testing.T) {
@@ -24,5 +28,42 @@ func TestDebSrcSuites(t *testing.T) {
 		if !got[s] {
 			t.Errorf("suite %s not found in %v", s, got)
 		}
+	}
+}
+
+// TestEmulation reads binfmt_misc entries. The real entry of this machine is
+// checked when there is one; the broken states (disabled, no F flag, not
+// mounted) cannot be made here without root changes to the kernel's
+// registry, so they are entry files written in a temporary folder.
+func TestEmulation(t *testing.T) {
+	arm, _ := target.Lookup("linux-arm64")
+	if runtime.GOARCH == "amd64" {
+		if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err == nil {
+			ok, detail := Emulation(arm)
+			t.Logf("this machine: %v, %s", ok, detail)
+		}
+	}
+	defer func(d string) { binfmtDir = d }(binfmtDir)
+	binfmtDir = t.TempDir()
+	if ok, detail := Emulation(arm); ok || !strings.Contains(detail, "not mounted") {
+		t.Errorf("no status file: %v %s", ok, detail)
+	}
+	os.WriteFile(filepath.Join(binfmtDir, "status"), []byte("enabled\n"), 0o644)
+	if ok, detail := Emulation(arm); ok || !strings.Contains(detail, "no qemu-aarch64 entry") {
+		t.Errorf("no entry: %v %s", ok, detail)
+	}
+	entry := filepath.Join(binfmtDir, "qemu-aarch64")
+	os.WriteFile(entry, []byte("disabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\n"), 0o644)
+	if ok, detail := Emulation(arm); ok || !strings.Contains(detail, "disabled") {
+		t.Errorf("disabled entry: %v %s", ok, detail)
+	}
+	os.WriteFile(entry, []byte("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: P\n"), 0o644)
+	if ok, detail := Emulation(arm); ok || !strings.Contains(detail, "without F") {
+		t.Errorf("no F flag: %v %s", ok, detail)
+	}
+	os.WriteFile(entry, []byte("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\n"), 0o644)
+	_, libcErr := os.Stat("/lib/aarch64-linux-gnu/libc.so.6")
+	if ok, detail := Emulation(arm); ok != (libcErr == nil) {
+		t.Errorf("registered entry, libc present %v: %v %s", libcErr == nil, ok, detail)
 	}
 }

@@ -149,7 +149,7 @@ func (s ToolchainSpec) identity(ctx context.Context, cli *client.Client) (dist.T
 	} else if override {
 		return id, "", fmt.Errorf("base image %s (from --base-image or %s) is not in the local engine: import it first ('sudo bash scripts/setup' makes pgxtask/debian:bookworm)", from, BaseImageEnv)
 	}
-	tag := BuilderTag(s.Target, df, from, id.BaseImageID, tc.CompilerVersion, tc.Platform, s.DownloadsKey)
+	tag := BuilderTag(s.Target, df, from, id.BaseImageID, tc.Compiler+" "+tc.CompilerVersion, tc.Platform, s.DownloadsKey)
 	id.ImageTag = tag
 	return id, tag, nil
 }
@@ -173,10 +173,11 @@ func (r *Docker) ensureBuilder(ctx context.Context, s ToolchainSpec, log io.Writ
 	}
 	from, override := s.from()
 	compiler := s.Toolchain.CompilerVersion
+	compilerCmd := s.Toolchain.Compiler
 	opts := build.ImageBuildOptions{
 		Tags:        []string{id.ImageTag},
 		Dockerfile:  "Dockerfile",
-		BuildArgs:   map[string]*string{"BASE_IMAGE": &from, "COMPILER_VERSION": &compiler},
+		BuildArgs:   map[string]*string{"BASE_IMAGE": &from, "COMPILER": &compilerCmd, "COMPILER_VERSION": &compiler},
 		Remove:      true,
 		ForceRemove: true,
 		Labels: map[string]string{

@@ -128,7 +128,7 @@ func tomlProblem(name string, err error) Problem {
 	// `toml: line 23 (last key "sources.targets"): incompatible types: ...`.
 	msg := strings.TrimPrefix(err.Error(), "toml: ")
 	p := Problem{File: name,
-		Fix: "give the field a value of the type the format expects (a list is [\"a\", \"b\"], text is \"quoted\"; see README.md \"Sources\")"}
+		Fix: "give the field a value of the type the format expects (a list is [\"a\", \"b\"], text is \"quoted\"; see docs/sources.md)"}
 	if m := typeErrRE.FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 		p.Field = m[2]
@@ -238,9 +238,9 @@ func allowedFor(k toml.Key) string {
 	case k[0] == "toolchain" && len(k) > 3 && k[2] == "downloads":
 		return "download keys are name, version, url, sha256"
 	case k[0] == "toolchain":
-		return "toolchain keys are platform, base-image, recipe, compiler, compiler-version, downloads"
+		return "toolchain keys are platform, base-image, recipe, compiler, cross-host, compiler-version, downloads"
 	}
-	return "see README.md \"Sources\" for the format"
+	return "see docs/sources.md for the format"
 }
 
 var (

@@ -71,8 +71,12 @@ type Toolchain struct {
 	BaseImage string `toml:"base-image" json:"base-image,omitempty"`
 	// Recipe is the builder recipe folder relative to the project root.
 	Recipe string `toml:"recipe" json:"recipe,omitempty"`
-	// Compiler names the C compiler family (gcc, clang, wasixcc).
+	// Compiler is the C compiler command the builder runs (gcc, a cross gcc
+	// such as aarch64-linux-gnu-gcc, clang, wasixcc).
 	Compiler string `toml:"compiler" json:"compiler,omitempty"`
+	// CrossHost is the GNU triple a cross build compiles for (configure
+	// --host); empty when the builder compiles for its own platform.
+	CrossHost string `toml:"cross-host" json:"cross-host,omitempty"`
 	// CompilerVersion is the major version the builder must report.
 	CompilerVersion string `toml:"compiler-version" json:"compiler-version,omitempty"`
 	// Downloads are files the builder recipe fetches, each pinned by sha256.

@@ -5,10 +5,16 @@
 package target
 
 import (
+	"bytes"
+	"debug/elf"
+	_ "embed"
+
 	"fmt"
 	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/BurntSushi/toml"
 )
 
 // Kind is how a target is built: the native compilers or the WASIX
@@ -29,32 +35,86 @@ const (
 type Target struct {
 	// Name is the target name used on the command line, in sources.toml
 	// ([toolchain.<name>], targets = [...]) and under target/pgxtask/.
-	Name string
+	Name string `toml:"name"`
 	// GOOS and GOARCH are the Go platform whose processes run the target's
 	// binaries directly; empty for WASIX (its modules run under Wasmer).
-	GOOS, GOARCH string
+	GOOS   string `toml:"goos"`
+	GOARCH string `toml:"goarch"`
+	// Triple is the GNU triple of a Linux target (x86_64-linux-gnu): its
+	// multiarch library folder, and the qemu-user emulator that runs its
+	// binaries elsewhere (qemu-<first part>).
+	Triple string `toml:"triple"`
 	// Kind is native or wasix.
-	Kind Kind
+	Kind Kind `toml:"kind"`
 	// Platform is the container platform of the builder image
-	// ("linux/amd64"); empty for targets built on the host only.
+	// ("linux/amd64"); empty for targets built on the host only. A
+	// cross-compiled target names the platform its builder runs on.
 	// sources.toml's [toolchain.<name>] platform must agree.
-	Platform string
+	Platform string `toml:"platform"`
 	// Recipe is the project-relative recipe folder (Dockerfile, profiles,
 	// scripts); empty when the target has none yet. sources.toml's
 	// [toolchain.<name>] recipe must agree.
-	Recipe string
+	Recipe string `toml:"recipe"`
 	// CIRunner is the GitHub-hosted runner label of the target's build job.
-	CIRunner string
+	CIRunner string `toml:"ci-runner"`
+	// SmokeRunner is the runner that starts the built dist natively, when
+	// that is not the build job's runner (a cross-compiled target).
+	SmokeRunner string `toml:"smoke-runner"`
 	// Builds is true when `pgxtask assets build` builds the target.
-	Builds bool
+	Builds bool `toml:"builds"`
 }
 
+// targetsTOML is the table, as data.
+//
+//go:embed targets.toml
+var targetsTOML []byte
+
 // table lists every target, in display order.
-var table = []Target{
-	{Name: "linux-amd64", GOOS: "linux", GOARCH: "amd64", Kind: Native, Platform: "linux/amd64", Recipe: "assets/native-build", CIRunner: "ubuntu-24.04", Builds: true},
-	{Name: "linux-arm64", GOOS: "linux", GOARCH: "arm64", Kind: Native, Platform: "linux/arm64", Recipe: "assets/native-build", CIRunner: "ubuntu-24.04-arm", Builds: true},
-	{Name: "darwin-arm64", GOOS: "darwin", GOARCH: "arm64", Kind: Native, CIRunner: "macos-14"},
-	{Name: "wasix", Kind: WASIX, Platform: "linux/amd64", Recipe: "assets/wasix-build", CIRunner: "ubuntu-24.04", Builds: true},
+var table = mustLoad(targetsTOML)
+
+// mustLoad reads the embedded table. It is part of the binary, so a table
+// that does not load is a build defect: TestTable catches it before a
+// release, and a binary with a broken table refuses to start.
+func mustLoad(data []byte) []Target {
+	t, err := load(data)
+	if err != nil {
+		panic("internal/target/targets.toml: " + err.Error())
+	}
+	return t
+}
+
+func load(data []byte) ([]Target, error) {
+	var f struct {
+		FormatVersion int      `toml:"format-version"`
+		Targets       []Target `toml:"targets"`
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
+	if err != nil {
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("unknown key %q: target keys are name, goos, goarch, triple, kind, platform, recipe, ci-runner, smoke-runner, builds", und[0].String())
+	}
+	if f.FormatVersion != 1 {
+		return nil, fmt.Errorf("format-version = %d, this pgxtask reads 1", f.FormatVersion)
+	}
+	seen := map[string]bool{}
+	for i, t := range f.Targets {
+		switch {
+		case t.Name == "":
+			return nil, fmt.Errorf("targets[%d]: no name", i)
+		case seen[t.Name]:
+			return nil, fmt.Errorf("target %s: listed twice", t.Name)
+		case t.Kind != Native && t.Kind != WASIX:
+			return nil, fmt.Errorf("target %s: kind = %q: kinds are native and wasix", t.Name, t.Kind)
+		case t.Kind == Native && (t.GOOS == "" || t.GOARCH == ""):
+			return nil, fmt.Errorf("target %s: a native target needs goos and goarch", t.Name)
+		case t.Builds && (t.Recipe == "" || t.Platform == ""):
+			return nil, fmt.Errorf("target %s: builds = true needs a recipe and a platform", t.Name)
+		}
+		seen[t.Name] = true
+	}
+	return f.Targets, nil
 }
 
 // All returns every target, in display order. The slice is a copy.
@@ -120,6 +180,32 @@ func ForPlatform(goos, goarch string) (Target, bool) {
 		}
 	}
 	return Target{}, false
+}
+
+// elfMachines is the ELF machine of each Go architecture a Linux target
+// can have.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// ELFMachine returns the ELF machine of a Linux target's binaries; ok is
+// false for other targets (WASIX, darwin) or an architecture not known here.
+func ELFMachine(name string) (elf.Machine, bool) {
+	t, found := Lookup(name)
+	if !found || t.GOOS != "linux" {
+		return elf.EM_NONE, false
+	}
+	m, ok := elfMachines[t.GOARCH]
+	return m, ok
+}
+
+// Emulator is the binfmt_misc entry of the qemu-user emulator that runs
+// the target's binaries on a machine of another architecture
+// ("qemu-aarch64"); "" when the table names no triple.
+func (t Target) Emulator() string {
+	if t.Triple == "" {
+		return ""
+	}
+	arch, _, _ := strings.Cut(t.Triple, "-")
+	return "qemu-" + arch
 }
 
 // IsWASIX reports whether t is of the WASIX kind.

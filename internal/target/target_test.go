@@ -2,6 +2,7 @@ package target
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +42,25 @@ func TestTable(t *testing.T) {
 	}
 	if _, err := Get("solaris"); err == nil {
 		t.Error("Get(solaris) succeeded")
+	}
+}
+
+func TestLoadRefusesBadTables(t *testing.T) {
+	for name, tc := range map[string]struct{ data, want string }{
+		"unknown key":    {"format-version = 1\n[[targets]]\nname = \"x\"\nkind = \"wasix\"\narch = \"y\"\n", `unknown key "targets.arch"`},
+		"format":         {"format-version = 2\n", "format-version = 2"},
+		"no name":        {"format-version = 1\n[[targets]]\nkind = \"wasix\"\n", "no name"},
+		"twice":          {"format-version = 1\n[[targets]]\nname = \"x\"\nkind = \"wasix\"\n[[targets]]\nname = \"x\"\nkind = \"wasix\"\n", "listed twice"},
+		"kind":           {"format-version = 1\n[[targets]]\nname = \"x\"\nkind = \"rust\"\n", `kind = "rust"`},
+		"native no arch": {"format-version = 1\n[[targets]]\nname = \"x\"\nkind = \"native\"\ngoos = \"linux\"\n", "needs goos and goarch"},
+		"builds":         {"format-version = 1\n[[targets]]\nname = \"x\"\nkind = \"wasix\"\nbuilds = true\n", "needs a recipe and a platform"},
+	} {
+		_, err := load([]byte(tc.data))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+	}
+	if _, err := load(targetsTOML); err != nil {
+		t.Fatalf("the embedded table: %v", err)
 	}
 }

@@ -5,6 +5,14 @@ step() { printf '== %s\n' "$*"; }
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# A cross build (PGX_HOST, the target's GNU triple) finds the target's
+# libraries through their multiarch pkg-config folder only, never the
+# builder's own.
+if [ -n "${PGX_HOST:-}" ]; then
+  PKG_CONFIG_LIBDIR=/usr/lib/$PGX_HOST/pkgconfig:/usr/share/pkgconfig
+  export PKG_CONFIG_LIBDIR
+fi
+
 # use_ccache puts ccache in front of the compiler for the rest of the script
 # when pgxtask asks for it (PGX_CCACHE=1): a link named $PGX_CC to ccache,
 # first on PATH (ccache's masquerade mode). Called after configure, so that
@@ -19,9 +27,8 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # miss instead of running the preprocessor a second time, and no recorded
 # flag changes (pg_config --cflags takes CFLAGS). Passed on make's command
 # line, it reaches every recursive make through MAKEFLAGS. Not through
-# --enable-depend: its compile rule runs a shell per compile and every
-# make reads the .Po files back, which made make 25 s slower (254 s against
-# 229 s, one build each in one container) and install 5 s slower.
+# --enable-depend: its compile rule runs a shell per compile and every make
+# reads the .Po files back, which makes make and install slower.
 ccache_make=
 use_ccache() {
   [ "${PGX_CCACHE:-0}" = 1 ] || return 0

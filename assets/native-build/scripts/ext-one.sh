@@ -4,8 +4,8 @@
 # with `make USE_PGXS=1`, installed with DESTDIR, and exactly the files that
 # `make install` added are moved to $PGX_OUT/<id>/, relative to the prefix.
 set -eu
-# Every process start counts here (52 contrib units; ~3.5 ms each on the
-# build machines): shell built-ins where they do the job.
+# Every process start counts here (one run per extension): shell built-ins
+# where they do the job.
 case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
 . "$here/common.sh"
 
@@ -16,7 +16,8 @@ work="$PGX_BUILD/$id"
 dest="$PGX_BUILD/$id.dest"
 log="$PGX_BUILD/$id.log"
 out="$PGX_OUT/$id"
-pg_config="$PGX_PREFIX/bin/pg_config"
+# The recorded answers of the runtime's pg_config (see ext.sh).
+pg_config=$PGX_PG_CONFIG
 # The prefix pg_config reports (set by ext.sh; it resolves its own location).
 prefix=$PGX_EXT_PREFIX
 

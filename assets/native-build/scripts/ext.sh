@@ -13,14 +13,33 @@ set -eu
 
 mkdir -p "$PGX_BUILD"
 use_ccache
-# pg_config's answers that every extension needs, asked once here rather
-# than once per extension (a process start costs ~3.5 ms on the build
-# machines; PGXS itself runs pg_config 11 times per extension).
-pg_config="$PGX_PREFIX/bin/pg_config"
-bindir=$("$pg_config" --bindir) || die "$pg_config does not run"
+# pg_config is asked once, here, for all its answers; every extension's
+# make (PGXS asks pg_config about a dozen times per extension) reads them
+# from $PGX_PG_CONFIG, a shell script that prints the recorded answers. So
+# the runtime's own pg_config, a target binary (run under qemu-user in a
+# cross build), runs once per stage, not hundreds of times.
+real_pg_config="$PGX_PREFIX/bin/pg_config"
+answers=$("$real_pg_config") || die "$real_pg_config does not run"
+PGX_PG_CONFIG="$PGX_BUILD/pg_config"
+{
+  printf '#!/bin/sh\n# The answers of %s, recorded by ext.sh.\n' "$real_pg_config"
+  printf '[ $# -gt 0 ] || set -- --all\nfor a in "$@"; do\n  case $a in\n'
+  printf '%s\n' "$answers" | while IFS= read -r line; do
+    key=${line%% = *}
+    value=${line#"$key = "}
+    flag=--$(printf '%s' "$key" | tr 'A-Z' 'a-z')
+    quoted=$(printf '%s' "$value" | sed "s/'/'\\\\''/g")
+    printf "  %s) printf '%%s\\\\n' '%s' ;;\n" "$flag" "$quoted"
+  done
+  printf "  --all) cat <<'PGX_ANSWERS'\n%s\nPGX_ANSWERS\n  ;;\n" "$answers"
+  printf '  *) echo "pg_config: invalid argument: $a" >&2; exit 1 ;;\n  esac\ndone\n'
+} >"$PGX_PG_CONFIG"
+chmod +x "$PGX_PG_CONFIG"
+bindir=$("$PGX_PG_CONFIG" --bindir)
+[ "$bindir" = "$("$real_pg_config" --bindir)" ] || die "the recorded pg_config answers differ from $real_pg_config's"
 PGX_EXT_PREFIX=${bindir%/*}
-PGX_EXT_CPPFLAGS=$("$pg_config" --cppflags)
-export PGX_EXT_PREFIX PGX_EXT_CPPFLAGS
+PGX_EXT_CPPFLAGS=$("$PGX_PG_CONFIG" --cppflags)
+export PGX_EXT_PREFIX PGX_EXT_CPPFLAGS PGX_PG_CONFIG
 ids=$(ls "$PGX_JOBS_DIR")
 n=$(echo "$ids" | wc -w)
 step "building $n extension(s) with PGXS, $PGX_JOBS job(s)"
