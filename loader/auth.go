@@ -67,10 +67,16 @@ func setPassword(ctx context.Context, admin *pgconn.PgConn, role, password strin
 	salt := make([]byte, 16)
 	rand.Read(salt)
 	v := scramVerifier(password, salt, scramIterations)
-	q := "SET log_statement = 'none'; SET log_min_error_statement = 'panic'; SET log_min_duration_statement = -1; " +
-		"SET pg_stat_statements.track_utility = off; ALTER ROLE " + quoteIdent(role) + " PASSWORD '" + v + "'"
-	if _, err := admin.Exec(ctx, q).ReadAll(); err != nil {
+	// First a query of its own: the server decides whether to log a query
+	// when it receives it, so these settings cover only later queries.
+	quiet := "SET log_statement = 'none'; SET log_min_duration_statement = -1; SET log_min_error_statement = 'panic'; " +
+		"SET pg_stat_statements.track_utility = off"
+	if _, err := admin.Exec(ctx, quiet).ReadAll(); err != nil {
+		return fmt.Errorf("setup: turn statement logging off for the password: %w", err)
+	}
+	if _, err := admin.Exec(ctx, "ALTER ROLE "+quoteIdent(role)+" PASSWORD '"+v+"'").ReadAll(); err != nil {
 		return fmt.Errorf("setup: set the password of role %s: %w", role, err)
 	}
-	return nil
+	_, err := admin.Exec(ctx, "RESET log_statement; RESET log_min_duration_statement; RESET log_min_error_statement; RESET pg_stat_statements.track_utility").ReadAll()
+	return err
 }

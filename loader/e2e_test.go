@@ -48,7 +48,11 @@ func TestMain(m *testing.M) {
 // re-executed with helperEnv set.
 func runHelper(mode string) int {
 	ctx := context.Background()
-	cfg := Config{Dist: DirFS(os.Getenv("PGXTASK_LOADER_HELPER_DIST")), Root: os.Getenv("PGXTASK_LOADER_HELPER_ROOT")}
+	if mode == "probe" {
+		return runProbe(ctx)
+	}
+	cfg := Config{Dist: DirFS(os.Getenv("PGXTASK_LOADER_HELPER_DIST")), Root: os.Getenv("PGXTASK_LOADER_HELPER_ROOT"),
+		TempDir: os.Getenv("PGXTASK_LOADER_HELPER_TEMPDIR")}
 	inst, err := Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
@@ -67,7 +71,7 @@ func runHelper(mode string) int {
 		fmt.Println("ok")
 		return 0
 	case "open-hold":
-		fmt.Printf("PID %d\n", inst.PID())
+		fmt.Printf("PID %d %s\n", inst.PID(), inst.Root())
 		select {} // until the test kills this process
 	}
 	return 2
@@ -398,7 +402,7 @@ func TestParentKilled(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("helper: %v\n%s", err, stderr.String())
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "PID ")))
+	pid, err := strconv.Atoi(strings.Fields(line)[1])
 	if err != nil {
 		t.Fatalf("helper said %q", line)
 	}

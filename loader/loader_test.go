@@ -231,6 +231,53 @@ func TestResolveCacheDir(t *testing.T) {
 	}
 }
 
+// TestResolveCacheDirFallback checks the cache fallback of a root caller:
+// a default user cache the server's uid cannot reach is replaced by the
+// system cache folder, and when that cannot be made or reached either, the
+// error names each cause once and the fix.
+func TestResolveCacheDirFallback(t *testing.T) {
+	t.Setenv("PGXTASK_CACHE_DIR", "")
+	closed := filepath.Join(t.TempDir(), "home") // t.TempDir's folder is mode 0700
+	os.MkdirAll(filepath.Join(closed, ".cache"), 0o755)
+	os.Chmod(closed, 0o700)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(closed, ".cache"))
+	u := &serverUser{uid: 1999999999, gid: 1999999999} // owns nothing here
+	open, err := os.MkdirTemp("", "loader-syscache-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(open)
+	os.Chmod(open, 0o755)
+	defer func(d string) { systemCacheDir = d }(systemCacheDir)
+
+	systemCacheDir = filepath.Join(open, "pgxtask")
+	if d, err := resolveCacheDir("", u); err != nil || d != systemCacheDir {
+		t.Fatalf("fallback = %s, %v; want %s", d, err, systemCacheDir)
+	}
+
+	file := filepath.Join(open, "a-file")
+	os.WriteFile(file, nil, 0o644)
+	systemCacheDir = filepath.Join(file, "pgxtask")
+	_, err = resolveCacheDir("", u)
+	if err == nil {
+		t.Fatal("no error when the fallback cannot be made")
+	}
+	msg := err.Error()
+	for _, want := range []string{"cannot enter " + closed, "not a directory", "set PGXTASK_CACHE_DIR or Config.CacheDir"} {
+		if n := strings.Count(msg, want); n != 1 {
+			t.Errorf("the error mentions %q %d times, want once:\n%s", want, n, msg)
+		}
+	}
+
+	systemCacheDir = filepath.Join(closed, "system")
+	os.Mkdir(systemCacheDir, 0o755)
+	_, err = resolveCacheDir("", u)
+	if err == nil || !strings.Contains(err.Error(), "nor the fallback "+systemCacheDir) {
+		t.Fatalf("an unreachable fallback: %v", err)
+	}
+	t.Logf("error: %v", err)
+}
+
 // TestRootLock checks that a root opens once at a time and that the lock of
 // a process that died (here a re-executed test binary killed with SIGKILL)
 // is recovered at once.

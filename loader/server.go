@@ -88,7 +88,8 @@ func startError(err error, cfg pgserver.Config, timeout time.Duration) error {
 func (inst *Instance) stop(mode pgserver.Shutdown) error {
 	err := inst.srv.Stop(mode, inst.cfg.StopTimeout)
 	if errors.Is(err, pgserver.ErrStopTimeout) {
-		return fmt.Errorf("%w: %v (Config.StopTimeout is %s: raise it when the server needs longer to shut down)", ErrStopTimeout, err, inst.cfg.StopTimeout)
+		return fmt.Errorf("%w: postgres (pid %d) did not exit within Config.StopTimeout (%s) after %s, so its process group was killed: raise StopTimeout when the server needs longer to shut down",
+			ErrStopTimeout, inst.srv.PID(), inst.cfg.StopTimeout, mode)
 	}
 	return err
 }

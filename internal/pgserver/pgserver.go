@@ -122,6 +122,19 @@ const (
 	Immediate = Shutdown(syscall.SIGQUIT)
 )
 
+// String names the signal and the mode ("SIGINT (fast shutdown)").
+func (m Shutdown) String() string {
+	switch m {
+	case Smart:
+		return "SIGTERM (smart shutdown)"
+	case Fast:
+		return "SIGINT (fast shutdown)"
+	case Immediate:
+		return "SIGQUIT (immediate shutdown)"
+	}
+	return syscall.Signal(m).String()
+}
+
 // Server is a running postmaster.
 type Server struct {
 	cmd      *exec.Cmd
@@ -299,8 +312,8 @@ func (s *Server) Stop(mode Shutdown, timeout time.Duration) error {
 	case <-s.done:
 	case <-t.C:
 		s.Kill()
-		err = fmt.Errorf("%w: postgres (pid %d) did not stop within %s of %s and its process group was killed",
-			ErrStopTimeout, pid, timeout, syscall.Signal(mode))
+		err = fmt.Errorf("%w: pid %d did not exit within %s after %s; its process group was killed",
+			ErrStopTimeout, pid, timeout, mode)
 	}
 	s.waitLog()
 	s.dropWatchdog()
