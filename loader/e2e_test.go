@@ -213,6 +213,26 @@ func TestServerUser(t *testing.T) {
 	if other := mustOpen(t, testConfig(t)); procUID(t, other.PID()) == uid {
 		t.Fatalf("two servers share uid %d", uid)
 	}
+
+	// Config.ServerUID chooses the uid; a persistent root's reopen keeps
+	// its PGDATA's owner.
+	cfg := testConfig(t)
+	cfg.Root = filepath.Join(openDir(t), "root")
+	cfg.ServerUID = 1999999001
+	ctx := context.Background()
+	inst2, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := procUID(t, inst2.PID()); got != cfg.ServerUID {
+		t.Fatalf("with Config.ServerUID %d postgres runs as uid %d", cfg.ServerUID, got)
+	}
+	inst2.Close()
+	cfg.ServerUID = 0
+	inst2 = mustOpen(t, cfg)
+	if got := procUID(t, inst2.PID()); got != 1999999001 {
+		t.Fatalf("the reopened persistent root runs as uid %d, want its PGDATA's owner 1999999001", got)
+	}
 }
 
 func TestTCPAndSettings(t *testing.T) {

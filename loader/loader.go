@@ -383,9 +383,9 @@ func (inst *Instance) settings(p *prepared) map[string]string {
 		s["full_page_writes"] = "off"
 		// A temporary root's files live in memory (tmpfs) or the page
 		// cache, so a big buffer pool only holds second copies of pages
-		// that are a memcpy away. Its shared memory is set up and faulted
-		// in at every start: 128MB (and the 4MB of WAL buffers sized from
-		// it, which PostgreSQL zeroes) cost 30-50 ms of each start here.
+		// that are a memcpy away, while its shared memory (and the WAL
+		// buffers sized from it, which PostgreSQL zeroes) is set up and
+		// faulted in at every start.
 		s["shared_buffers"] = "16MB"
 	}
 	need := map[string][]string{}
