@@ -237,6 +237,21 @@ func TestPickUser(t *testing.T) {
 	if !used[0] || !used[os.Getuid()] {
 		t.Fatalf("the scan of users and processes missed uid 0 or %d", os.Getuid())
 	}
+	// A process running as an id that no file names is seen.
+	if os.Geteuid() == 0 {
+		id := IDRanges[0].First + 4242
+		cmd := exec.Command("/bin/sleep", "30")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(id), Gid: uint32(id) + 1, Groups: []uint32{}}}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		procs := map[int]bool{}
+		idsOfProcesses(procs)
+		if !procs[id] || !procs[id+1] {
+			t.Fatalf("the scan of /proc missed the uid %d and gid %d of process %d", id, id+1, cmd.Process.Pid)
+		}
+	}
 	// A user namespace that maps only 16-bit ids gets the second range.
 	ns := filepath.Join(t.TempDir(), "uid_map")
 	os.WriteFile(ns, []byte("         0     100000      65536\n"), 0o644)
@@ -488,4 +503,14 @@ func hasWatchdog(parent, pid int) bool {
 		}
 	}
 	return false
+}
+
+// BenchmarkPickUser times the draw of a root caller's server uid (reading
+// /etc/passwd, /etc/group and the status of every process).
+func BenchmarkPickUser(b *testing.B) {
+	for b.Loop() {
+		if _, err := PickUser(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,8 +38,8 @@ var IDRanges = []IDRange{
 // PickUser picks the uid (and the same gid) for a server that root starts,
 // since PostgreSQL refuses to run as root. The id is drawn at random from the
 // first of IDRanges that the user namespace maps, and is one that no entry
-// of /etc/passwd or /etc/group names and no running process uses (real,
-// effective, saved or file-system uid or gid, read from /proc), so no
+// of /etc/passwd or /etc/group names and no running process uses (as its
+// effective uid or gid, the owner of its /proc entry), so no
 // unrelated process shares it, and two servers almost never do. Nothing is
 // created on the system: PostgreSQL's postmaster does not need a user name
 // (initdb and single-user mode do). Users of other name services (LDAP)
@@ -89,23 +88,26 @@ func idsInFile(path string, fields []int, used map[int]bool) {
 }
 
 // idsOfProcesses adds the uids and gids of every process in /proc (none
-// where there is no /proc).
+// where there is no /proc): the owner of /proc/<pid>, which is the
+// process's effective uid and gid. A stat per process is cheap where
+// reading each status file is not; the real and saved ids that it misses
+// differ from the effective ones only in setuid and setgid programs, whose
+// callers are users of their own.
 func idsOfProcesses(used map[int]bool) {
-	dirs, _ := filepath.Glob("/proc/[0-9]*/status")
-	for _, p := range dirs {
-		data, err := os.ReadFile(p)
-		if err != nil {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, n := range names {
+		if n[0] < '0' || n[0] > '9' {
 			continue
 		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if !strings.HasPrefix(line, "Uid:") && !strings.HasPrefix(line, "Gid:") {
-				continue
-			}
-			for _, f := range strings.Fields(line)[1:] {
-				if id, err := strconv.Atoi(f); err == nil {
-					used[id] = true
-				}
-			}
+		var st syscall.Stat_t
+		if syscall.Stat("/proc/"+n, &st) == nil {
+			used[int(st.Uid)] = true
+			used[int(st.Gid)] = true
 		}
 	}
 }
