@@ -2,10 +2,6 @@ package pgserver
 
 import "syscall"
 
-// forceWatchdog makes Linux use the watchdog process of the other systems
-// instead of the kernel's parent-death signal, so that its tests run here.
-var forceWatchdog = false
-
 // sysProcAttr starts postgres in its own process group (a terminal's Ctrl-C
 // reaches only the caller), as u when set, with SIGQUIT (immediate shutdown)
 // sent by the kernel when the thread that started it exits. Go applies the

@@ -8,6 +8,11 @@ import (
 	"syscall"
 )
 
+// forceWatchdog makes Linux use the watchdog process of the other systems
+// instead of the kernel's parent-death signal, so that the watchdog's tests
+// run on Linux too. Elsewhere the watchdog is always used.
+var forceWatchdog = false
+
 // startWatchdog stands in for Linux's parent-death signal: a /bin/sh reads a
 // pipe whose write end only this process holds. When this process exits,
 // however it exits, the read hits the end of the pipe and the shell sends
