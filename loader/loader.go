@@ -337,11 +337,14 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 	}
 	cfg.Trace("server-start", time.Since(phase))
 	phase = time.Now()
-	if err := inst.setup(ctx, p); err != nil {
+	// A ctx cancelled while the server became ready fails the open too.
+	if err = ctx.Err(); err != nil {
+		err = fmt.Errorf("open cancelled while the server started (it was stopped): %w", err)
+	} else if err = inst.setup(ctx, p); err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("open cancelled during setup (the server was stopped): %w", errors.Join(ctx.Err(), err))
+	}
+	if err != nil {
 		inst.stop(pgserver.Immediate)
-		if ctx.Err() != nil {
-			err = fmt.Errorf("open cancelled during setup (the server was stopped): %w", errors.Join(ctx.Err(), err))
-		}
 		if inst.logFile != nil {
 			inst.logFile.Close()
 		}

@@ -469,6 +469,20 @@ func TestFailurePaths(t *testing.T) {
 		wantErr(t, err, context.Canceled, "cancelled while the server started")
 		noneLeft(t, cfg.TempDir)
 	})
+	t.Run("cancelled-once-ready", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cfg := testConfig(t)
+		cfg.TempDir = openDir(t)
+		cfg.Trace = func(phase string, _ time.Duration) {
+			if phase == "server-start" {
+				cancel() // the server is ready, Open has not returned
+			}
+		}
+		_, err := Open(cctx, cfg)
+		wantErr(t, err, context.Canceled, "cancelled while the server started")
+		noneLeft(t, cfg.TempDir)
+	})
 	t.Run("cancelled-during-extraction", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
