@@ -52,7 +52,7 @@ func runHelper(mode string) int {
 		return runProbe(ctx)
 	}
 	cfg := Config{Dist: DirFS(os.Getenv("PGXTASK_LOADER_HELPER_DIST")), Root: os.Getenv("PGXTASK_LOADER_HELPER_ROOT"),
-		TempDir: os.Getenv("PGXTASK_LOADER_HELPER_TEMPDIR")}
+		TempDir: os.Getenv("PGXTASK_LOADER_HELPER_TEMPDIR"), TCP: os.Getenv("PGXTASK_LOADER_HELPER_TCP") == "1"}
 	inst, err := Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
@@ -61,6 +61,9 @@ func runHelper(mode string) int {
 	switch mode {
 	case "open-close":
 		err := queryOne(ctx, inst.DatabaseURL())
+		if err == nil && cfg.TCP && !strings.Contains(inst.DatabaseURL(), ":"+inst.Password()+"@127.0.0.1:") {
+			err = fmt.Errorf("TCP URL %s carries no password", inst.DatabaseURL())
+		}
 		if cerr := inst.Close(); err == nil {
 			err = cerr
 		}
@@ -696,6 +699,14 @@ func TestNonRootCaller(t *testing.T) {
 	}
 	if lines, _ := readExtractions(cache, "runtime"); len(lines) != 1 {
 		t.Fatalf("the ordinary user's cache %s was not used: %v", cache, lines)
+	}
+	// Over TCP, with the instance's password.
+	cmd = exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=open-close", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cache, "HOME="+home,
+		"PGXTASK_LOADER_HELPER_TCP=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: ordinaryID, Gid: ordinaryID, Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("open with TCP as uid %d: %v\n%s", ordinaryID, err, out)
 	}
 }
 
