@@ -304,6 +304,12 @@ func (s *Server) LogTail() []string {
 // already returns nil.
 func (s *Server) Stop(mode Shutdown, timeout time.Duration) error {
 	pid := s.PID()
+	if s.exited() {
+		// Reaped already: the pid may belong to another process by now.
+		s.waitLog()
+		s.dropWatchdog()
+		return nil
+	}
 	_ = syscall.Kill(pid, syscall.Signal(mode))
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -323,9 +329,20 @@ func (s *Server) Stop(mode Shutdown, timeout time.Duration) error {
 // Kill ends the server's whole process group at once (SIGKILL) and waits
 // for the postmaster.
 func (s *Server) Kill() {
+	// Also after the postmaster exited: backends it left keep the group
+	// (and so its id) alive.
 	_ = syscall.Kill(-s.PID(), syscall.SIGKILL)
 	<-s.done
 	s.dropWatchdog()
+}
+
+func (s *Server) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // waitLog waits (briefly) until the log pipe is drained, so that LogTail
