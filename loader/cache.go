@@ -16,8 +16,9 @@ import (
 )
 
 // systemCacheDir is the cache used when the process is root and the user
-// cache folder cannot be reached by the unprivileged server user.
-const systemCacheDir = "/var/cache/pgxtask"
+// cache folder cannot be reached by the unprivileged server user (a
+// variable so that a test can point it elsewhere).
+var systemCacheDir = "/var/cache/pgxtask"
 
 // resolveCacheDir applies the cache folder rule: Config.CacheDir, else
 // $PGXTASK_CACHE_DIR, else os.UserCacheDir()/pgxtask (the rule of
@@ -44,12 +45,17 @@ func resolveCacheDir(explicit string, srv *serverUser) (string, error) {
 	if srv == nil {
 		return abs, nil
 	}
-	if err := srv.reachable(abs); err != nil {
+	if reachErr := srv.reachable(abs); reachErr != nil {
 		if source != "" {
-			return "", fmt.Errorf("cache folder %s (from %s): %w", abs, source, err)
+			return "", fmt.Errorf("cache folder %s (from %s): %w", abs, source, reachErr)
 		}
 		if err := os.MkdirAll(systemCacheDir, 0o755); err != nil {
-			return "", fmt.Errorf("cache: the user cache %s is not reachable by the server user (%v), and %s cannot be made: %w", abs, err, systemCacheDir, err)
+			return "", fmt.Errorf("cache: the user cache %s cannot be used (%v), and the fallback %s cannot be made (%v): set PGXTASK_CACHE_DIR or Config.CacheDir to a folder uid %d can reach",
+				abs, reachErr, systemCacheDir, err, srv.uid)
+		}
+		if err := srv.reachable(systemCacheDir); err != nil {
+			return "", fmt.Errorf("cache: the user cache %s cannot be used (%v), nor the fallback %s (%v): set PGXTASK_CACHE_DIR or Config.CacheDir to a folder uid %d can reach",
+				abs, reachErr, systemCacheDir, err, srv.uid)
 		}
 		return systemCacheDir, nil
 	}

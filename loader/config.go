@@ -45,7 +45,9 @@ type Config struct {
 	Extensions []string
 
 	// TCP makes the server listen on 127.0.0.1 as well as on its unix socket.
-	// Port 0 then picks a free port. Setting Port implies TCP.
+	// Port 0 then picks a free port. Setting Port implies TCP. A TCP
+	// connection must give the password of its role (SCRAM-SHA-256): Open
+	// sets Password on Username's role, and DatabaseURL carries it.
 	TCP bool
 	// Port is the TCP port (with TCP) and the number in the unix socket's
 	// name. Zero with TCP picks a free port; zero without TCP uses 5432 for
@@ -60,6 +62,21 @@ type Config struct {
 	// Database is the database DatabaseURL names; default "postgres". It is
 	// created when missing.
 	Database string
+
+	// Password is the password Username's role gets for TCP connections at
+	// each Open with TCP. Empty means a new random secret per Open (see
+	// Instance.Password). It must be printable ASCII. The unix socket needs
+	// no password: only the server's user (and root) can reach it.
+	Password string
+
+	// ServerUID and ServerGID are the uid and gid the server runs as when
+	// the calling process is root (PostgreSQL refuses to run as root); they
+	// are not used otherwise. Zero ServerUID means: the owner of a
+	// persistent root's existing PGDATA, else a uid drawn for this server
+	// from a range no user or running process uses (see the package
+	// documentation, "Running as root"). Zero ServerGID means ServerUID.
+	ServerUID int
+	ServerGID int
 
 	// Settings are server settings passed as -c name=value. They override
 	// the loader's own defaults; for temporary roots those are fsync=off,

@@ -15,8 +15,12 @@
 //
 //  1. Reads manifest.json and checks it is for this platform. Every archive
 //     the open needs is verified against the manifest's sha256 while it is
-//     extracted (the safe extractor of internal/archive refuses names that
-//     escape the destination).
+//     extracted, and bounded by what the manifest records for it: an
+//     archive fails as soon as it holds more bytes than its expanded-size,
+//     more members than its entries or, for an extension, a file that is
+//     not in its installed-files, before that entry is written (the safe
+//     extractor of internal/archive also refuses names that escape the
+//     destination). A failed extraction leaves nothing in the cache.
 //  2. Makes sure the runtime is in the cache (see Cache layout). The first
 //     process extracts it under a file lock into a temporary folder and
 //     renames it into place; other processes wait on the lock and then use the
@@ -25,33 +29,64 @@
 //     process that takes the lock).
 //  3. Prepares the root: a temporary folder (removed by Close; on Linux in
 //     /dev/shm when that is a tmpfs with room, see Config.TempDir) or the
-//     persistent folder Config.Root. A new root's PGDATA is a copy of the
-//     cached, extracted PGDATA template of the dist (reflink where the file
-//     system supports it, else copy_file_range, skipping holes); initdb never
-//     runs. A lock file in the root stops a second server on the same root; the
-//     lock is an advisory file lock held by the opening process, so the lock of
-//     a process that died is released by the kernel and recovered at once.
-//  4. Starts postgres with its unix socket in the root (TCP only when asked),
-//     settings passed as -c options, and waits for readiness by watching
-//     postmaster.pid, woken by each line the server logs (no fixed polling
-//     interval). A failed start returns the server's own log lines.
-//  5. Creates the requested extensions (and those they require) with CREATE
-//     EXTENSION; modules whose lifecycle is preload-required go into
+//     persistent folder Config.Root, made mode 0700 because the server's unix
+//     socket lies in it. A new root's PGDATA is a copy of the cached,
+//     extracted PGDATA template of the dist (reflink where the file system
+//     supports it, else copy_file_range, skipping holes); initdb never runs. A
+//     lock file in the root stops a second server on the same root; the lock
+//     is an advisory file lock held by the opening process, so the lock of a
+//     process that died is released by the kernel and recovered at once.
+//     Before it makes a temporary root, Open removes the temporary roots that
+//     dead processes left in the same folder (see Process lifetime).
+//  4. Starts postgres (internal/pgserver) with its unix socket in the root
+//     (TCP only when asked), settings passed as -c options and the loader's
+//     client authentication (see Authentication), and waits for readiness by
+//     watching postmaster.pid, woken by each line the server logs (no fixed
+//     polling interval). A failed start returns the server's own log lines.
+//  5. Sets the TCP password, creates the role and database cfg names and the
+//     requested extensions (and those they require) with CREATE EXTENSION;
+//     modules whose lifecycle is preload-required go into
 //     shared_preload_libraries, load-sql modules into
 //     session_preload_libraries.
+//
+// A cancelled ctx stops Open at the next step (an extraction at its next
+// read, a starting server at once); what the open made so far is removed,
+// and the error wraps ctx.Err().
+//
+// # Authentication
+//
+// The server runs with a client authentication file the loader writes
+// into the root (Config.Settings["hba_file"] replaces it):
+//
+//   - The unix socket trusts whoever reaches it. Only the server's user and
+//     root can: the socket lies in a folder of mode 0700 owned by the
+//     server's user, and the socket file itself has mode 0700
+//     (unix_socket_permissions).
+//   - TCP needs the role's password, checked with SCRAM-SHA-256. At every
+//     open with TCP, Config.Username's role gets Config.Password, or a new
+//     random secret (24 random bytes) when that is empty; DatabaseURL carries
+//     it and Instance.Password returns it. The password is set over the unix
+//     socket as a SCRAM verifier computed by the loader, in a session whose
+//     statement logging is off, so it appears on no command line, in no
+//     server log and in no pg_stat_statements entry.
+//
+// The TCP listener is up from the server's start, before the password is
+// set: that is safe because a role without a password cannot pass a SCRAM
+// exchange with any password (a persistent root's role keeps its previous
+// password until the new one is set), and it spares a second server start.
 //
 // # Start-up cost
 //
 // With a warm cache an open costs a copy of the PGDATA template (about a
-// thousand files, ~23 MB of data), the server's own start (exec and dynamic
-// linking, shared memory set-up, the startup process, the auxiliary
-// processes) and, for the caller, the first connection, whose backend
-// rebuilds the relation cache init file that PostgreSQL removes at every
-// start. Temporary roots run with shared_buffers=16MB (see Config.Settings):
-// PostgreSQL's 128MB, and the 4MB of WAL buffers sized from it, is set up and
-// faulted in at every start, which cost 30-50 ms per open on the 2-core
-// development machine. BenchmarkOpenFirstQuery measures the whole path; the
-// README has the figures and where the time goes.
+// thousand files), the server's own start (exec and dynamic linking, shared
+// memory set-up, the startup process, the auxiliary processes) and, for the
+// caller, the first connection, whose backend rebuilds the relation cache
+// init file that PostgreSQL removes at every start; with TCP, also one
+// connection over the socket that sets the password. Temporary roots run with
+// shared_buffers=16MB (see Config.Settings): PostgreSQL's 128MB, and the WAL
+// buffers sized from it, would be set up and faulted in at every start.
+// BenchmarkOpenFirstQuery measures the whole path; the README has the
+// figures and where the time goes.
 //
 // # Receipts and verification
 //
@@ -89,16 +124,25 @@
 // # Running as root
 //
 // PostgreSQL refuses to run as root. When the calling process is root, the
-// server runs as uid/gid 65534 (nobody/nogroup) and nothing is created on the
-// system for it (no user, no group). Then:
+// server runs as another uid (and the same gid, no supplementary groups):
+// Config.ServerUID/ServerGID when set; else, for a persistent root whose
+// PGDATA exists, that PGDATA's owner; else a uid drawn at random for this
+// server from 1879048192…2147352575, a range systemd's uid table
+// (systemd.io/UIDS-GIDS) leaves unused, or, in a user namespace that maps
+// only 16-bit ids, from 60578…61183 (unused there too). The uid drawn is
+// named by no line of /etc/passwd or /etc/group and used by no running
+// process (/proc), so no unrelated process shares it and two servers almost
+// never do; not 65534 (nobody), which other daemons share. Nothing is created
+// on the system for it: the postmaster needs no user name (initdb and
+// single-user mode would, and the loader runs neither). Then:
 //
-//   - the root folder and its PGDATA are chowned to 65534 (the lock file and
-//     the server log stay root's);
-//   - the runtime must be reachable by 65534. When the default cache folder
-//     is not (root's home is usually mode 0700), the loader uses
+//   - the root folder and its PGDATA are chowned to that uid (the lock
+//     file, the authentication file and the server log stay root's);
+//   - the runtime must be reachable by that uid. When the default cache
+//     folder is not (root's home is usually mode 0700), the loader uses
 //     /var/cache/pgxtask instead, created mode 0755 and owned by root. An
 //     explicit PGXTASK_CACHE_DIR or Config.CacheDir, or a persistent root,
-//     that 65534 cannot reach is an error that names the folder in the way.
+//     that the uid cannot reach is an error that names the folder in the way.
 //
 // # Process lifetime
 //
@@ -111,5 +155,15 @@
 // the same signal when the pipe closes. Close stops a persistent root's server
 // with a fast shutdown (SIGINT) and a temporary root's with an immediate
 // shutdown (SIGQUIT, its data is discarded anyway), then waits up to
-// Config.StopTimeout before killing the process group.
+// Config.StopTimeout before killing the process group (ErrStopTimeout).
+//
+// A temporary root that outlives its owner (a process killed with SIGKILL,
+// a test binary that panics or calls os.Exit) is removed by the next Open
+// that makes a temporary root in the same folder. A temporary root is locked
+// before it is marked as one, so a marked root whose lock is free has lost
+// its owner; the sweeping open takes that lock, stops a server still
+// shutting down there (SIGQUIT) and removes the root while holding it.
+// Processes that sweep at once never remove the same root twice, and a root
+// whose owner is alive is never touched. The root's own files go first and
+// its marker and lock last, so a sweep cut short is finished by the next.
 package loader

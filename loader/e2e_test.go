@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
+	"github.com/pglite-oxide/pgxtask/internal/pgserver"
 )
 
 // The end-to-end tests start real PostgreSQL servers from the dist that the
@@ -47,7 +48,11 @@ func TestMain(m *testing.M) {
 // re-executed with helperEnv set.
 func runHelper(mode string) int {
 	ctx := context.Background()
-	cfg := Config{Dist: DirFS(os.Getenv("PGXTASK_LOADER_HELPER_DIST")), Root: os.Getenv("PGXTASK_LOADER_HELPER_ROOT")}
+	if mode == "probe" {
+		return runProbe(ctx)
+	}
+	cfg := Config{Dist: DirFS(os.Getenv("PGXTASK_LOADER_HELPER_DIST")), Root: os.Getenv("PGXTASK_LOADER_HELPER_ROOT"),
+		TempDir: os.Getenv("PGXTASK_LOADER_HELPER_TEMPDIR"), TCP: os.Getenv("PGXTASK_LOADER_HELPER_TCP") == "1"}
 	inst, err := Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
@@ -56,6 +61,9 @@ func runHelper(mode string) int {
 	switch mode {
 	case "open-close":
 		err := queryOne(ctx, inst.DatabaseURL())
+		if err == nil && cfg.TCP && !strings.Contains(inst.DatabaseURL(), ":"+inst.Password()+"@127.0.0.1:") {
+			err = fmt.Errorf("TCP URL %s carries no password", inst.DatabaseURL())
+		}
 		if cerr := inst.Close(); err == nil {
 			err = cerr
 		}
@@ -66,7 +74,7 @@ func runHelper(mode string) int {
 		fmt.Println("ok")
 		return 0
 	case "open-hold":
-		fmt.Printf("PID %d\n", inst.PID())
+		fmt.Printf("PID %d %s\n", inst.PID(), inst.Root())
 		select {} // until the test kills this process
 	}
 	return 2
@@ -183,15 +191,50 @@ func TestOpenQueryClose(t *testing.T) {
 	}
 }
 
+// TestServerUser checks who the server runs as: the caller, or, when the
+// caller is root (PostgreSQL refuses root), a uid drawn for this server
+// that no /etc/passwd entry names (so not 65534 nobody, which other daemons
+// share) and that a second server does not get.
 func TestServerUser(t *testing.T) {
 	inst := mustOpen(t, testConfig(t))
 	uid := procUID(t, inst.PID())
-	want := os.Geteuid()
-	if want == 0 {
-		want = unprivilegedID // PostgreSQL refuses root; the loader drops to 65534
+	if os.Geteuid() != 0 {
+		if uid != os.Geteuid() {
+			t.Fatalf("postgres runs as uid %d, want the caller's %d", uid, os.Geteuid())
+		}
+		return
 	}
-	if uid != want {
-		t.Fatalf("postgres runs as uid %d, want %d", uid, want)
+	if r := pgserver.IDRanges[0]; uid < r.First || uid > r.Last {
+		t.Fatalf("postgres runs as uid %d, want one of %v", uid, r)
+	}
+	passwd, _ := os.ReadFile("/etc/passwd")
+	for _, line := range strings.Split(string(passwd), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 2 && f[2] == strconv.Itoa(uid) {
+			t.Fatalf("uid %d is in /etc/passwd: %s", uid, line)
+		}
+	}
+	if other := mustOpen(t, testConfig(t)); procUID(t, other.PID()) == uid {
+		t.Fatalf("two servers share uid %d", uid)
+	}
+
+	// Config.ServerUID chooses the uid; a persistent root's reopen keeps
+	// its PGDATA's owner.
+	cfg := testConfig(t)
+	cfg.Root = filepath.Join(openDir(t), "root")
+	cfg.ServerUID = 1999999001
+	ctx := context.Background()
+	inst2, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := procUID(t, inst2.PID()); got != cfg.ServerUID {
+		t.Fatalf("with Config.ServerUID %d postgres runs as uid %d", cfg.ServerUID, got)
+	}
+	inst2.Close()
+	cfg.ServerUID = 0
+	inst2 = mustOpen(t, cfg)
+	if got := procUID(t, inst2.PID()); got != 1999999001 {
+		t.Fatalf("the reopened persistent root runs as uid %d, want its PGDATA's owner 1999999001", got)
 	}
 }
 
@@ -201,7 +244,7 @@ func TestTCPAndSettings(t *testing.T) {
 	cfg.Settings = map[string]string{"work_mem": "7MB"}
 	cfg.Username, cfg.Database = "app", "appdb"
 	inst := mustOpen(t, cfg)
-	if !strings.HasPrefix(inst.DatabaseURL(), "postgres://app@127.0.0.1:") || inst.Port() == 0 {
+	if !strings.HasPrefix(inst.DatabaseURL(), "postgres://app:"+inst.Password()+"@127.0.0.1:") || len(inst.Password()) < 32 || inst.Port() == 0 {
 		t.Fatalf("DatabaseURL = %s", inst.DatabaseURL())
 	}
 	ctx := context.Background()
@@ -382,7 +425,7 @@ func TestParentKilled(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("helper: %v\n%s", err, stderr.String())
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "PID ")))
+	pid, err := strconv.Atoi(strings.Fields(line)[1])
 	if err != nil {
 		t.Fatalf("helper said %q", line)
 	}
@@ -623,6 +666,9 @@ func BenchmarkOpenFirstQuery(b *testing.B) {
 	}
 }
 
+// ordinaryID is the uid (nobody) of TestNonRootCaller's ordinary caller.
+const ordinaryID = 65534
+
 // TestNonRootCaller runs an open as an ordinary user (uid 65534, by
 // re-executing the test binary with that uid): the server then runs as the
 // caller, with the cache in the caller's own folder. When the whole suite
@@ -643,16 +689,24 @@ func TestNonRootCaller(t *testing.T) {
 	}
 	cache := filepath.Join(home, "cache")
 	os.Mkdir(cache, 0o700)
-	os.Chown(cache, unprivilegedID, unprivilegedID)
+	os.Chown(cache, ordinaryID, ordinaryID)
 	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=open-close", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cache, "HOME="+home)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: unprivilegedID, Gid: unprivilegedID, Groups: []uint32{}}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: ordinaryID, Gid: ordinaryID, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
-		t.Fatalf("open as uid %d: %v\n%s", unprivilegedID, err, out)
+		t.Fatalf("open as uid %d: %v\n%s", ordinaryID, err, out)
 	}
 	if lines, _ := readExtractions(cache, "runtime"); len(lines) != 1 {
 		t.Fatalf("the ordinary user's cache %s was not used: %v", cache, lines)
+	}
+	// Over TCP, with the instance's password.
+	cmd = exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=open-close", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cache, "HOME="+home,
+		"PGXTASK_LOADER_HELPER_TCP=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: ordinaryID, Gid: ordinaryID, Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("open with TCP as uid %d: %v\n%s", ordinaryID, err, out)
 	}
 }
 

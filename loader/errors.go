@@ -20,4 +20,15 @@ var (
 	// ErrStartup means the server did not become ready; the error carries
 	// its log lines.
 	ErrStartup = errors.New("server did not start")
+	// ErrStopTimeout means the server did not stop within
+	// Config.StopTimeout and its process group was killed.
+	ErrStopTimeout = errors.New("server did not stop in time")
+	// ErrWrongTarget means the dist was built for another platform.
+	ErrWrongTarget = errors.New("dist for another platform")
+	// ErrVersionMismatch means a persistent root holds the PGDATA of
+	// another PostgreSQL major version than the dist's.
+	ErrVersionMismatch = errors.New("PostgreSQL version mismatch")
+	// ErrOverManifest means an archive holds more than its manifest
+	// records (expanded-size, entries, installed-files).
+	ErrOverManifest = errors.New("archive exceeds its manifest")
 )

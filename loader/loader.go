@@ -15,10 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pglite-oxide/pgxtask/internal/pgserver"
 )
 
 // Instance is a running PostgreSQL server opened by Open.
@@ -26,13 +26,14 @@ type Instance struct {
 	cfg        Config
 	man        *manifest
 	root       *rootDir
-	srv        *server
+	srv        *pgserver.Server
 	runtimeDir string // runtime (+ extensions) tree the server runs from
 	baseDir    string // the plain runtime tree (libpq for tools)
 	cache      *cache
 	user       *serverUser
 	port       int
 	superuser  string
+	password   string // of Config.Username for TCP ("" without TCP)
 	logFile    *os.File
 
 	closeOnce sync.Once
@@ -81,9 +82,11 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	user := serverUserFor()
-	dir := cfg.CacheDir
-	cdir, err := resolveCacheDir(dir, user)
+	user, err := serverUserFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cdir, err := resolveCacheDir(cfg.CacheDir, user)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +130,7 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	go func() {
 		start := time.Now()
 		dir, err := p.cache.ensure(ctx, "pgdata-template", man.PgdataTemplate.SHA256, full, func(tmp string) ([]receiptInput, error) {
-			if err := extract(cfg.Dist, man.PgdataTemplate.Artifact, tmp); err != nil {
+			if err := extract(ctx, cfg.Dist, man.PgdataTemplate.Artifact, nil, tmp); err != nil {
 				return nil, err
 			}
 			sparsify(tmp)
@@ -137,7 +140,7 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	}()
 
 	p.baseDir, err = p.cache.ensure(ctx, "runtime", man.Runtime.SHA256, full, func(tmp string) ([]receiptInput, error) {
-		if err := extract(cfg.Dist, man.Runtime, tmp); err != nil {
+		if err := extract(ctx, cfg.Dist, man.Runtime, nil, tmp); err != nil {
 			return nil, err
 		}
 		return []receiptInput{{Archive: man.Runtime.Archive, SHA256: man.Runtime.SHA256}}, nil
@@ -202,7 +205,11 @@ func (p *prepared) extensionSet(ctx context.Context, cfg *Config, full bool) (st
 		for _, e := range p.exts {
 			scratch := tmp + ".ext-" + e.ID
 			os.RemoveAll(scratch)
-			if err := extract(cfg.Dist, e.Artifact, scratch); err != nil {
+			files := e.InstalledFiles
+			if files == nil {
+				files = []string{} // a manifest without the list admits no file
+			}
+			if err := extract(ctx, cfg.Dist, e.Artifact, files, scratch); err != nil {
 				return nil, fmt.Errorf("extension %s: %w", e.ID, err)
 			}
 			err := mergeTree(scratch, tmp)
@@ -248,7 +255,7 @@ func mergeTree(src, dst string) error {
 // toolDir returns the cache entry of a tool archive.
 func (p *prepared) toolDir(ctx context.Context, cfg *Config, t *toolArtifact) (string, error) {
 	dir, err := p.cache.ensure(ctx, "tools", t.SHA256, cfg.Verify == VerifyFull, func(tmp string) ([]receiptInput, error) {
-		if err := extract(cfg.Dist, t.Artifact, tmp); err != nil {
+		if err := extract(ctx, cfg.Dist, t.Artifact, nil, tmp); err != nil {
 			return nil, err
 		}
 		return []receiptInput{{Archive: t.Archive, SHA256: t.SHA256}}, nil
@@ -265,8 +272,17 @@ func (p *prepared) toolDir(ctx context.Context, cfg *Config, t *toolArtifact) (s
 func Open(ctx context.Context, cfg Config) (*Instance, error) {
 	cfg.withDefaults()
 	start := time.Now()
+	if err := checkPassword(cfg.Password); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open cancelled before it started: %w", err)
+	}
 	p, err := prepare(ctx, &cfg)
 	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (open cancelled: %w)", err, ctx.Err())
+		}
 		return nil, err
 	}
 	if cfg.Root != "" && p.user != nil {
@@ -296,6 +312,18 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 		if err := checkPGVersion(root.dataDir(), p.man.PostgresVersion); err != nil {
 			return nil, err
 		}
+		if err := p.user.chownTree(root.dataDir()); err != nil {
+			return nil, fmt.Errorf("root %s: give the PGDATA to the server's uid: %w", root.dir, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open cancelled before the server started: %w", err)
+	}
+	if cfg.TCP {
+		inst.password = cfg.Password
+		if inst.password == "" {
+			inst.password = newSecret()
+		}
 	}
 	if !root.temp {
 		inst.logFile, _ = os.OpenFile(filepath.Join(root.dir, "postgres.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -309,8 +337,14 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 	}
 	cfg.Trace("server-start", time.Since(phase))
 	phase = time.Now()
-	if err := inst.setup(ctx, p); err != nil {
-		inst.srv.stop(syscall.SIGQUIT, cfg.StopTimeout)
+	// A ctx cancelled while the server became ready fails the open too.
+	if err = ctx.Err(); err != nil {
+		err = fmt.Errorf("open cancelled while the server started (it was stopped): %w", err)
+	} else if err = inst.setup(ctx, p); err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("open cancelled during setup (the server was stopped): %w", errors.Join(ctx.Err(), err))
+	}
+	if err != nil {
+		inst.stop(pgserver.Immediate)
 		if inst.logFile != nil {
 			inst.logFile.Close()
 		}
@@ -332,8 +366,8 @@ func checkPGVersion(dataDir, version string) error {
 	}
 	have := strings.TrimSpace(string(data))
 	if major := strings.SplitN(version, ".", 2)[0]; version != "" && have != major {
-		return fmt.Errorf("root: %s holds a PostgreSQL %s PGDATA, the dist runs PostgreSQL %s: use another root or a dist of version %s",
-			dataDir, have, version, have)
+		return fmt.Errorf("%w: root: %s holds a PostgreSQL %s PGDATA, the dist runs PostgreSQL %s: use another root or a dist of version %s",
+			ErrVersionMismatch, dataDir, have, version, have)
 	}
 	return nil
 }
@@ -352,9 +386,9 @@ func (inst *Instance) settings(p *prepared) map[string]string {
 		s["full_page_writes"] = "off"
 		// A temporary root's files live in memory (tmpfs) or the page
 		// cache, so a big buffer pool only holds second copies of pages
-		// that are a memcpy away. Its shared memory is set up and faulted
-		// in at every start: 128MB (and the 4MB of WAL buffers sized from
-		// it, which PostgreSQL zeroes) cost 30-50 ms of each start here.
+		// that are a memcpy away, while its shared memory (and the WAL
+		// buffers sized from it, which PostgreSQL zeroes) is set up and
+		// faulted in at every start.
 		s["shared_buffers"] = "16MB"
 	}
 	need := map[string][]string{}
@@ -397,65 +431,9 @@ func hasLifecycle(e *extArtifact, want string) bool {
 	return false
 }
 
-// start runs postgres, retrying with another port when TCP port 0 was asked
-// and the port picked was taken in the meantime.
-func (inst *Instance) start(ctx context.Context, p *prepared) error {
-	opts := startOptions{
-		binDir:   filepath.Join(inst.runtimeDir, "bin"),
-		dataDir:  inst.root.dataDir(),
-		sockDir:  inst.root.sockDir,
-		port:     inst.cfg.Port,
-		tcp:      inst.cfg.TCP,
-		settings: inst.settings(p),
-		user:     inst.user,
-		logger:   inst.cfg.Logger,
-	}
-	if inst.logFile != nil {
-		opts.logFile = inst.logFile
-	}
-	anyPort := inst.cfg.TCP && inst.cfg.Port == 0
-	if !inst.cfg.TCP && opts.port == 0 {
-		opts.port = 5432
-	}
-	for attempt := 1; ; attempt++ {
-		if anyPort {
-			port, err := pickPort()
-			if err != nil {
-				return err
-			}
-			opts.port = port
-		}
-		srv, err := startServer(ctx, opts, inst.cfg.StartTimeout)
-		if err == nil {
-			inst.srv, inst.port = srv, opts.port
-			return nil
-		}
-		if anyPort && errors.Is(err, ErrPortInUse) && attempt < 5 {
-			inst.cfg.Logger.Debug("picked port was taken; trying another", "port", opts.port)
-			continue
-		}
-		return err
-	}
-}
-
-// pickPort picks the port for TCP with Port 0 (a variable so that a test
-// can hand out a taken port first).
-var pickPort = freePort
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1. Another
-// process may take it before postgres binds it; start then retries.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// setup creates the role, the database and the extensions cfg asks for.
-// With the defaults and no extensions it does nothing (and opens no
-// connection).
+// setup creates the role, sets its password for TCP, and creates the
+// database and the extensions cfg asks for. Without TCP, with the defaults
+// and no extensions it does nothing (and opens no connection).
 func (inst *Instance) setup(ctx context.Context, p *prepared) error {
 	cfg := inst.cfg
 	var sqlExts []*extArtifact
@@ -464,7 +442,7 @@ func (inst *Instance) setup(ctx context.Context, p *prepared) error {
 			sqlExts = append(sqlExts, e)
 		}
 	}
-	if cfg.Username == inst.superuser && cfg.Database == "postgres" && len(sqlExts) == 0 {
+	if cfg.Username == inst.superuser && cfg.Database == "postgres" && len(sqlExts) == 0 && !cfg.TCP {
 		return nil
 	}
 	admin, err := pgconn.Connect(ctx, inst.url(inst.superuser, "postgres"))
@@ -488,6 +466,11 @@ func (inst *Instance) setup(ctx context.Context, p *prepared) error {
 			if _, err := admin.Exec(ctx, "CREATE ROLE "+quoteIdent(cfg.Username)+" SUPERUSER LOGIN").ReadAll(); err != nil {
 				return fmt.Errorf("setup: create role %s: %w", cfg.Username, err)
 			}
+		}
+	}
+	if cfg.TCP {
+		if err := setPassword(ctx, admin, cfg.Username, inst.password); err != nil {
+			return err
 		}
 	}
 	if cfg.Database != "postgres" {
@@ -533,17 +516,22 @@ func (inst *Instance) url(user, db string) string {
 }
 
 // DatabaseURL is the connection URL for Config.Username and Config.Database:
-// over TCP (postgres://user@127.0.0.1:port/db) when TCP was asked for, else
-// over the unix socket (postgres:///db?host=<socket folder>&port=...). pgx,
-// database/sql drivers and libpq accept both forms.
+// over TCP (postgres://user:password@127.0.0.1:port/db, with the instance's
+// password) when TCP was asked for, else over the unix socket
+// (postgres:///db?host=<socket folder>&port=...), which needs no password.
+// pgx, database/sql drivers and libpq accept both forms.
 func (inst *Instance) DatabaseURL() string {
 	if inst.cfg.TCP {
-		u := url.URL{Scheme: "postgres", User: url.User(inst.cfg.Username), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.port)),
+		u := url.URL{Scheme: "postgres", User: url.UserPassword(inst.cfg.Username, inst.password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.port)),
 			Path: "/" + inst.cfg.Database, RawQuery: "sslmode=disable"}
 		return u.String()
 	}
 	return inst.url(inst.cfg.Username, inst.cfg.Database)
 }
+
+// Password is the password of Config.Username for TCP connections: the
+// random secret of this instance, or Config.Password. It is "" without TCP.
+func (inst *Instance) Password() string { return inst.password }
 
 // Socket is the folder holding the server's unix socket (what libpq's host
 // parameter takes); the socket itself is Socket()/.s.PGSQL.<Port()>. It is
@@ -558,7 +546,7 @@ func (inst *Instance) Port() int { return inst.port }
 func (inst *Instance) Root() string { return inst.root.dir }
 
 // PID is the process id of the postmaster.
-func (inst *Instance) PID() int { return inst.srv.cmd.Process.Pid }
+func (inst *Instance) PID() int { return inst.srv.PID() }
 
 // DataDir is the server's PGDATA.
 func (inst *Instance) DataDir() string { return inst.root.dataDir() }
@@ -582,7 +570,7 @@ func (inst *Instance) DumpSQL(ctx context.Context, w io.Writer) error {
 	bin := filepath.Join(dir, filepath.FromSlash(exe))
 	cmd := exec.CommandContext(ctx, bin, "--no-password", "--host", inst.root.sockDir, "--port", strconv.Itoa(inst.port),
 		"--username", inst.cfg.Username, "--dbname", inst.cfg.Database)
-	cmd.Env = serverEnv()
+	cmd.Env = pgserver.Environ()
 	if _, err := os.Stat(filepath.Join(dir, "lib")); err != nil {
 		// The tool archive has no libpq of its own: use the runtime's.
 		lib := filepath.Join(inst.baseDir, "lib")
@@ -602,13 +590,13 @@ func (inst *Instance) DumpSQL(ctx context.Context, w io.Writer) error {
 // returns the first result.
 func (inst *Instance) Close() error {
 	inst.closeOnce.Do(func() {
-		sig := syscall.SIGINT
+		mode := pgserver.Fast
 		if inst.root.temp {
-			sig = syscall.SIGQUIT
+			mode = pgserver.Immediate
 		}
 		var errs []error
 		start := time.Now()
-		if err := inst.srv.stop(sig, inst.cfg.StopTimeout); err != nil {
+		if err := inst.stop(mode); err != nil {
 			errs = append(errs, err)
 		}
 		inst.cfg.Trace("shutdown", time.Since(start))

@@ -1,12 +1,15 @@
 package loader
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -207,15 +210,6 @@ func TestClosure(t *testing.T) {
 	}
 }
 
-func TestServerArgs(t *testing.T) {
-	args := strings.Join(serverArgs(startOptions{dataDir: "/r/data", sockDir: "/r", port: 5432,
-		settings: map[string]string{"work_mem": "8MB", "listen_addresses": "*"}}), " ")
-	want := "-D /r/data -k /r -p 5432 -c listen_addresses=* -c log_destination=stderr -c logging_collector=off -c work_mem=8MB"
-	if args != want {
-		t.Fatalf("args\n got %s\nwant %s", args, want)
-	}
-}
-
 func TestResolveCacheDir(t *testing.T) {
 	t.Setenv("PGXTASK_CACHE_DIR", "/from/env")
 	if d, _ := resolveCacheDir("", nil); d != "/from/env" {
@@ -235,6 +229,53 @@ func TestResolveCacheDir(t *testing.T) {
 			t.Fatalf("unreachable explicit cache: %v", err)
 		}
 	}
+}
+
+// TestResolveCacheDirFallback checks the cache fallback of a root caller:
+// a default user cache the server's uid cannot reach is replaced by the
+// system cache folder, and when that cannot be made or reached either, the
+// error names each cause once and the fix.
+func TestResolveCacheDirFallback(t *testing.T) {
+	t.Setenv("PGXTASK_CACHE_DIR", "")
+	closed := filepath.Join(t.TempDir(), "home") // t.TempDir's folder is mode 0700
+	os.MkdirAll(filepath.Join(closed, ".cache"), 0o755)
+	os.Chmod(closed, 0o700)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(closed, ".cache"))
+	u := &serverUser{uid: 1999999999, gid: 1999999999} // owns nothing here
+	open, err := os.MkdirTemp("", "loader-syscache-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(open)
+	os.Chmod(open, 0o755)
+	defer func(d string) { systemCacheDir = d }(systemCacheDir)
+
+	systemCacheDir = filepath.Join(open, "pgxtask")
+	if d, err := resolveCacheDir("", u); err != nil || d != systemCacheDir {
+		t.Fatalf("fallback = %s, %v; want %s", d, err, systemCacheDir)
+	}
+
+	file := filepath.Join(open, "a-file")
+	os.WriteFile(file, nil, 0o644)
+	systemCacheDir = filepath.Join(file, "pgxtask")
+	_, err = resolveCacheDir("", u)
+	if err == nil {
+		t.Fatal("no error when the fallback cannot be made")
+	}
+	msg := err.Error()
+	for _, want := range []string{"cannot enter " + closed, "not a directory", "set PGXTASK_CACHE_DIR or Config.CacheDir"} {
+		if n := strings.Count(msg, want); n != 1 {
+			t.Errorf("the error mentions %q %d times, want once:\n%s", want, n, msg)
+		}
+	}
+
+	systemCacheDir = filepath.Join(closed, "system")
+	os.Mkdir(systemCacheDir, 0o755)
+	_, err = resolveCacheDir("", u)
+	if err == nil || !strings.Contains(err.Error(), "nor the fallback "+systemCacheDir) {
+		t.Fatalf("an unreachable fallback: %v", err)
+	}
+	t.Logf("error: %v", err)
 }
 
 // TestRootLock checks that a root opens once at a time and that the lock of
@@ -281,11 +322,22 @@ func TestRootLock(t *testing.T) {
 	r.release()
 }
 
-// TestRootLockHolder is the child of TestRootLock.
+// TestRootLockHolder is the child of TestRootLock and TestSweepConcurrent:
+// it opens the root LOADER_LOCK_HOLDER names (temp:BASE: a temporary root
+// in BASE, with a PGDATA) and holds it until killed.
 func TestRootLockHolder(t *testing.T) {
 	dir := os.Getenv("LOADER_LOCK_HOLDER")
 	if dir == "" {
 		t.Skip("helper process of TestRootLock")
+	}
+	if base, ok := strings.CutPrefix(dir, "temp:"); ok {
+		r, err := openRoot("", base, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeTree(t, r.dataDir(), map[string]string{"PG_VERSION": "15\n"})
+		fmt.Printf("locked %s\n", r.dir)
+		select {}
 	}
 	if _, err := openRoot(dir, "", nil); err != nil {
 		t.Fatal(err)
@@ -294,33 +346,93 @@ func TestRootLockHolder(t *testing.T) {
 	select {}
 }
 
+// TestSweepTempRoots checks which folders of a temporary-root base the
+// sweep removes. A root is locked before it is marked (tempMarker), so a
+// marked root whose lock is free has lost its owner, however young it is.
 func TestSweepTempRoots(t *testing.T) {
 	base := t.TempDir()
 	old := time.Now().Add(-time.Hour)
-	mk := func(name string, marker bool, age time.Time) string {
+	mk := func(name string, marker, lockFile, data bool, age time.Time) string {
 		d := filepath.Join(base, name)
-		os.MkdirAll(filepath.Join(d, "data"), 0o755)
+		os.MkdirAll(d, 0o755)
+		if data {
+			os.MkdirAll(filepath.Join(d, "data"), 0o755)
+		}
+		if lockFile {
+			os.WriteFile(filepath.Join(d, lockName), []byte("1\n"), 0o644)
+		}
 		if marker {
 			os.WriteFile(filepath.Join(d, tempMarker), nil, 0o644)
-			os.Chtimes(filepath.Join(d, tempMarker), age, age)
 		}
+		os.Chtimes(d, age, age)
 		return d
 	}
-	stale := mk("pgxtask-stale", true, old)
-	fresh := mk("pgxtask-fresh", true, time.Now())
-	foreign := mk("pgxtask-users-own", false, old)
-	inUse := mk("pgxtask-in-use", true, old)
+	stale := mk("pgxtask-stale", true, true, true, old)
+	young := mk("pgxtask-stale-young", true, true, true, time.Now())
+	cutShort := mk("pgxtask-removal-cut-short", true, true, false, old)
+	beingMade := mk("pgxtask-being-made", false, true, false, time.Now())
+	diedBeforeMarking := mk("pgxtask-died-before-marking", false, true, false, old)
+	foreign := mk("pgxtask-users-own", false, false, true, old)
+	inUse := mk("pgxtask-in-use", true, true, true, old)
 	lk := flock.New(filepath.Join(inUse, lockName))
 	if ok, err := lk.TryLock(); !ok || err != nil {
 		t.Fatal(err)
 	}
 	defer lk.Unlock()
+	target := mk("elsewhere", true, true, true, old)
+	link := filepath.Join(base, "pgxtask-symlink")
+	os.Symlink(target, link)
 
 	sweepTempRoots(base)
-	for d, want := range map[string]bool{stale: false, fresh: true, foreign: true, inUse: true} {
-		_, err := os.Stat(d)
+	for d, want := range map[string]bool{stale: false, young: false, cutShort: false, beingMade: true,
+		diedBeforeMarking: false, foreign: true, inUse: true, link: true, filepath.Join(target, "data"): true} {
+		_, err := os.Lstat(d)
 		if got := err == nil; got != want {
 			t.Errorf("%s exists = %v, want %v", filepath.Base(d), got, want)
+		}
+	}
+}
+
+// TestSweepConcurrent runs several sweeps at once over many abandoned roots
+// and one whose owner (another process) is alive: every abandoned root goes,
+// the live one stays whole.
+func TestSweepConcurrent(t *testing.T) {
+	base := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRootLockHolder$")
+	cmd.Env = append(os.Environ(), "LOADER_LOCK_HOLDER=temp:"+base)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "locked ") {
+		t.Fatalf("holder: %q %v", line, err)
+	}
+	live := strings.TrimSpace(strings.TrimPrefix(line, "locked "))
+	var abandoned []string
+	for i := range 40 {
+		d := filepath.Join(base, fmt.Sprintf("pgxtask-dead%02d", i))
+		writeTree(t, d, map[string]string{lockName: "1\n", tempMarker: "", "data/PG_VERSION": "15\n", "data/base/1/1259": "x"})
+		abandoned = append(abandoned, d)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() { defer wg.Done(); sweepTempRoots(base) }()
+	}
+	wg.Wait()
+	for _, d := range abandoned {
+		if _, err := os.Lstat(d); err == nil {
+			t.Errorf("abandoned root %s survived the sweeps", filepath.Base(d))
+		}
+	}
+	for _, name := range []string{lockName, tempMarker, hbaName, "data/PG_VERSION"} {
+		if _, err := os.Stat(filepath.Join(live, name)); err != nil {
+			t.Errorf("the live root lost %s: %v", name, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -43,7 +44,7 @@ func loadManifest(fsys fs.FS) (*manifest, error) {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
 	if want := runtime.GOOS + "-" + runtime.GOARCH; m.Target != want {
-		return nil, fmt.Errorf("dist: %s: target %q cannot run on %s: use the %s dist", distName(fsys, dist.ManifestFile), m.Target, want, want)
+		return nil, fmt.Errorf("%w: %s: target %q cannot run on %s: use the %s dist (pgxtask assets package --target %s)", ErrWrongTarget, distName(fsys, dist.ManifestFile), m.Target, want, want, want)
 	}
 	mm := &manifest{m}
 	parsed.Store(key, mm)
@@ -111,17 +112,38 @@ func (m *manifest) closure(ids []string) ([]*extArtifact, error) {
 }
 
 // extract unpacks the archive a of the dist into dest, checking its sha256
-// while reading.
-func extract(fsys fs.FS, a artifact, dest string) error {
+// while reading and bounding it by what the manifest records: its expanded
+// size, its number of entries and, for an extension (files not nil), its
+// installed files. An archive that goes past them fails at the entry that
+// does, before that entry is written, and the extraction leaves nothing. A
+// cancelled ctx stops the extraction at the next read.
+func extract(ctx context.Context, fsys fs.FS, a artifact, files []string, dest string) error {
 	f, err := fsys.Open(a.Archive)
 	if err != nil {
 		return fmt.Errorf("dist: %w", err)
 	}
 	defer f.Close()
-	err = archive.Extract(f, dest, archive.ExtractOptions{SHA256: a.SHA256, Decompress: archive.Zstd})
+	expect := &archive.Expect{Bytes: a.ExpandedSize, Entries: a.Entries, Files: files}
+	err = archive.Extract(ctxReader{ctx, f}, dest, archive.ExtractOptions{SHA256: a.SHA256, Decompress: archive.Zstd, Expect: expect})
+	if ctx.Err() != nil && err != nil {
+		return fmt.Errorf("extract %s: %w", distName(fsys, a.Archive), ctx.Err())
+	}
 	if errors.Is(err, archive.ErrChecksum) {
 		return fmt.Errorf("%w: %s does not match the sha256 %s in manifest.json: the dist is damaged or was changed after packaging; package it again (pgxtask assets package)",
 			ErrChecksum, distName(fsys, a.Archive), a.SHA256)
+	}
+	if errors.Is(err, archive.ErrTooLarge) || errors.Is(err, archive.ErrNotListed) {
+		// A damaged archive can look like one that is too large (a garbled
+		// size field): say so when the file does not match the manifest.
+		if verr := verifyArtifact(fsys, a); errors.Is(verr, ErrChecksum) {
+			return fmt.Errorf("%w (extraction failed first: %v)", verr, err)
+		}
+		what := fmt.Sprintf("expanded-size %d, entries %d", a.ExpandedSize, a.Entries)
+		if files != nil {
+			what += fmt.Sprintf(", %d installed-files", len(files))
+		}
+		return fmt.Errorf("%w: %s holds more than manifest.json records for it (%s): %v; nothing of it was kept. The archive or the manifest was changed after packaging: package the dist again (pgxtask assets package)",
+			ErrOverManifest, distName(fsys, a.Archive), what, err)
 	}
 	if err != nil {
 		// A damaged archive usually fails inside the decompressor (a zstd
@@ -133,6 +155,19 @@ func extract(fsys fs.FS, a artifact, dest string) error {
 		return fmt.Errorf("dist: %s: %w", distName(fsys, a.Archive), err)
 	}
 	return nil
+}
+
+// ctxReader fails reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // verifyArtifact rehashes the archive a of the dist.

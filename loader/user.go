@@ -6,22 +6,53 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-)
 
-// unprivilegedID is the uid and gid the server runs as when the caller is
-// root (nobody/nogroup on Debian-like systems). Nothing is created for it.
-const unprivilegedID = 65534
+	"github.com/pglite-oxide/pgxtask/internal/pgserver"
+)
 
 // serverUser is the user the server runs as when it is not the caller.
 type serverUser struct{ uid, gid int }
 
-// serverUserFor returns the user to run postgres as: nil (the caller) unless
-// the caller is root, which PostgreSQL refuses.
-func serverUserFor() *serverUser {
-	if os.Geteuid() == 0 {
-		return &serverUser{uid: unprivilegedID, gid: unprivilegedID}
+// serverUserFor returns the user to run postgres as: nil (the caller)
+// unless the caller is root, which PostgreSQL refuses. Then it is
+// Config.ServerUID when set; else, for a persistent root whose PGDATA exists,
+// the owner of that PGDATA (a reopen keeps the files' owner); else a uid
+// that pgserver.PickUser draws for this server alone. Nothing is created on
+// the system for it.
+func serverUserFor(cfg *Config) (*serverUser, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
 	}
-	return nil
+	if cfg.ServerUID < 0 || cfg.ServerGID < 0 {
+		return nil, fmt.Errorf("Config.ServerUID %d, ServerGID %d: want positive ids (zero picks one)", cfg.ServerUID, cfg.ServerGID)
+	}
+	if cfg.ServerUID > 0 {
+		gid := cfg.ServerGID
+		if gid == 0 {
+			gid = cfg.ServerUID
+		}
+		return &serverUser{uid: cfg.ServerUID, gid: gid}, nil
+	}
+	if cfg.Root != "" {
+		if info, err := os.Stat(filepath.Join(cfg.Root, "data")); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+				return &serverUser{uid: int(st.Uid), gid: int(st.Gid)}, nil
+			}
+		}
+	}
+	u, err := pgserver.PickUser()
+	if err != nil {
+		return nil, fmt.Errorf("server user: this process is root, and PostgreSQL refuses to run as root: %w (set Config.ServerUID)", err)
+	}
+	return &serverUser{uid: u.UID, gid: u.GID}, nil
+}
+
+// pg is the user for pgserver (nil: the caller).
+func (u *serverUser) pg() *pgserver.User {
+	if u == nil {
+		return nil
+	}
+	return &pgserver.User{UID: u.uid, GID: u.gid}
 }
 
 // reachable reports whether the user can traverse every existing folder on
@@ -70,4 +101,23 @@ func (u *serverUser) lchown(path string) error {
 		return nil
 	}
 	return os.Lchown(path, u.uid, u.gid)
+}
+
+// chownTree gives every file under dir to the user when dir is not its
+// already (a persistent PGDATA opened with another Config.ServerUID).
+func (u *serverUser) chownTree(dir string) error {
+	if u == nil {
+		return nil
+	}
+	if info, err := os.Lstat(dir); err == nil {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == u.uid && int(st.Gid) == u.gid {
+			return nil
+		}
+	}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, u.uid, u.gid)
+	})
 }

@@ -18,7 +18,8 @@ func runCommand() *cli.Command {
 			"(or --dist DIR): verifies the archives, fills the runtime cache, makes or reopens the root,\n" +
 			"creates the --extension extensions and prints the connection URL on stdout. The server\n" +
 			"listens on a unix socket in the root; --port N adds TCP on 127.0.0.1:N (0 picks a free\n" +
-			"port). Without --root the root is temporary and removed on exit. Ctrl-C (or SIGTERM)\n" +
+			"port), which needs the random per-run password the printed URL carries. Without --root\n" +
+			"the root is temporary and removed on exit. Ctrl-C (or SIGTERM)\n" +
 			"stops the server.",
 		flags: []cli.Flag{
 			&cli.StringFlag{Name: "target", Usage: "the dist's target (linux-amd64, ...); required"},

@@ -53,6 +53,27 @@ type ExtractOptions struct {
 	// Decompress, when set, turns the raw bytes of r into the tar stream
 	// (Zstd, Gzip, Bzip2). The SHA256 check covers the raw bytes.
 	Decompress Decompressor
+	// Expect, when not nil, bounds the archive by what its manifest
+	// records (see Expect), on top of MaxBytes and MaxEntries.
+	Expect *Expect
+}
+
+// Expect is what a manifest records about an archive: the dist manifest's
+// expanded-size, entries and installed-files. Extract fails as soon as the
+// archive goes beyond it, before it writes the entry that does: a regular
+// file whose size would take the total past Bytes, one entry more than
+// Entries, or a member other than a folder that Files does not name. So a
+// hostile archive (a zero bomb) cannot write more than its manifest says.
+type Expect struct {
+	// Bytes is the sum of the sizes of the regular files. Zero means the
+	// archive holds no data.
+	Bytes int64
+	// Entries is the number of members, folders included.
+	Entries int
+	// Files, when not nil, names every member that is not a folder
+	// (regular files, symlinks, hardlinks), slash-separated, after
+	// StripComponents. Folders need no entry.
+	Files []string
 }
 
 // Decompressor wraps a raw byte stream in the reader of the uncompressed tar
@@ -93,6 +114,9 @@ var (
 	ErrChecksum = errors.New("sha256 mismatch")
 	// ErrDestNotEmpty is a destination folder that already has entries.
 	ErrDestNotEmpty = errors.New("destination is not empty")
+	// ErrNotListed is a member that ExtractOptions.Expect.Files does not
+	// name.
+	ErrNotListed = errors.New("member not in the manifest's file list")
 )
 
 // Extract unpacks the tar stream read from r into dest.
@@ -126,6 +150,12 @@ func Extract(r io.Reader, dest string, opts ExtractOptions) (err error) {
 		return &Error{Err: fmt.Errorf("open %s: %w", dest, err)}
 	}
 	x := &extractor{root: root, opts: opts, seen: map[string]entryKind{}, topLevel: map[string]bool{}}
+	if opts.Expect != nil && opts.Expect.Files != nil {
+		x.listed = make(map[string]bool, len(opts.Expect.Files))
+		for _, f := range opts.Expect.Files {
+			x.listed[f] = true
+		}
+	}
 	defer func() {
 		if err != nil {
 			for name := range x.topLevel {
@@ -156,6 +186,7 @@ type extractor struct {
 	topLevel map[string]bool
 	bytes    int64
 	entries  int
+	listed   map[string]bool // Expect.Files, when set
 }
 
 func (x *extractor) run(r io.Reader) error {
@@ -202,6 +233,9 @@ func (x *extractor) run(r io.Reader) error {
 		x.entries++
 		if maxEntries > 0 && x.entries > maxEntries {
 			return &Error{Entry: hdr.Name, Err: fmt.Errorf("%w: more than %d entries", ErrTooLarge, maxEntries)}
+		}
+		if e := x.opts.Expect; e != nil && x.entries > e.Entries {
+			return &Error{Entry: hdr.Name, Err: fmt.Errorf("%w: more than the %d entries the manifest records", ErrTooLarge, e.Entries)}
 		}
 		if err := x.entry(hdr, tr, maxBytes); err != nil {
 			var ee *Error
@@ -283,6 +317,9 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader, maxBytes int64) error {
 	if _, dup := x.seen[name]; dup {
 		return fmt.Errorf("%w: %s appears twice", ErrDuplicate, name)
 	}
+	if x.listed != nil && hdr.Typeflag != tar.TypeDir && !x.listed[name] {
+		return fmt.Errorf("%w: %s", ErrNotListed, name)
+	}
 	// No entry may go through a symlink of this archive: a later entry
 	// would otherwise reach another path than its name says.
 	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
@@ -314,6 +351,9 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader, maxBytes int64) error {
 		}
 		if maxBytes > 0 && x.bytes+hdr.Size > maxBytes {
 			return fmt.Errorf("%w: expanded size passes %d bytes", ErrTooLarge, maxBytes)
+		}
+		if e := x.opts.Expect; e != nil && x.bytes+hdr.Size > e.Bytes {
+			return fmt.Errorf("%w: expanded size passes the %d bytes the manifest records", ErrTooLarge, e.Bytes)
 		}
 		x.bytes += hdr.Size
 		mode := os.FileMode(0o644)
