@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	"github.com/pglite-oxide/pgxtask/internal/binfmt"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
 
@@ -488,5 +490,43 @@ func TestSettingsLifecycle(t *testing.T) {
 	}
 	if len(s) != len(want) {
 		t.Errorf("settings = %v", s)
+	}
+}
+
+// TestCheckPlatform: a dist for this platform, or for another architecture
+// of this OS that runs here through qemu-user, is accepted; the state of
+// binfmt_misc is written in a temporary folder, since a registration cannot
+// be removed from the machine's kernel for a test.
+func TestCheckPlatform(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("binfmt_misc is Linux's")
+	}
+	other := map[string]string{"amd64": "arm64", "arm64": "amd64"}[runtime.GOARCH]
+	if other == "" {
+		t.Skipf("no other architecture known for %s", runtime.GOARCH)
+	}
+	defer func(d string) { binfmt.Dir = d }(binfmt.Dir)
+	binfmt.Dir = t.TempDir()
+	os.WriteFile(filepath.Join(binfmt.Dir, "status"), []byte("enabled\n"), 0o644)
+	own := &dist.Manifest{Target: "linux-" + runtime.GOARCH, GOOS: "linux", GOARCH: runtime.GOARCH}
+	if err := checkPlatform(own); err != nil {
+		t.Fatalf("own platform: %v", err)
+	}
+	foreign := &dist.Manifest{Target: "linux-" + other, GOOS: "linux", GOARCH: other}
+	err := checkPlatform(foreign)
+	if err == nil || !strings.Contains(err.Error(), "scripts/setup") || !strings.Contains(err.Error(), "use the linux-"+runtime.GOARCH+" dist") {
+		t.Fatalf("another architecture without emulation: %v", err)
+	}
+	os.WriteFile(filepath.Join(binfmt.Dir, binfmt.Entry(other)), []byte("enabled\ninterpreter /usr/libexec/qemu-binfmt/x\nflags: PF\n"), 0o644)
+	if err := checkPlatform(foreign); err != nil {
+		t.Fatalf("another architecture with emulation: %v", err)
+	}
+	old := &dist.Manifest{Target: "linux-" + other}
+	if err := checkPlatform(old); err == nil {
+		t.Fatal("a manifest without goos/goarch for another target was accepted")
+	}
+	darwin := &dist.Manifest{Target: "darwin-arm64", GOOS: "darwin", GOARCH: "arm64"}
+	if err := checkPlatform(darwin); err == nil || !strings.Contains(err.Error(), "cannot run on") {
+		t.Fatalf("another OS: %v", err)
 	}
 }

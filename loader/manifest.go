@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
+	"github.com/pglite-oxide/pgxtask/internal/binfmt"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
 
@@ -43,8 +44,8 @@ func loadManifest(fsys fs.FS) (*manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
-	if want := runtime.GOOS + "-" + runtime.GOARCH; m.Target != want {
-		return nil, fmt.Errorf("%w: %s: target %q cannot run on %s: use the %s dist (pgxtask assets package --target %s)", ErrWrongTarget, distName(fsys, dist.ManifestFile), m.Target, want, want, want)
+	if err := checkPlatform(m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrWrongTarget, distName(fsys, dist.ManifestFile), err)
 	}
 	mm := &manifest{m}
 	parsed.Store(key, mm)
@@ -184,6 +185,32 @@ func verifyArtifact(fsys fs.FS, a artifact) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != a.SHA256 {
 		return fmt.Errorf("%w: %s has sha256 %s, manifest.json says %s: the dist is damaged or was changed after packaging; package it again (pgxtask assets package)",
 			ErrChecksum, distName(fsys, a.Archive), got, a.SHA256)
+	}
+	return nil
+}
+
+// checkPlatform accepts a dist whose binaries this machine executes: built
+// for its own platform, or for another architecture of its operating system
+// that runs here through qemu-user (binfmt_misc), as linux-arm64 runs on an
+// amd64 machine set up by scripts/setup. A manifest without goos/goarch
+// (older dists) must name this platform's target.
+func checkPlatform(m *dist.Manifest) error {
+	here := runtime.GOOS + "-" + runtime.GOARCH
+	goos, goarch := m.GOOS, m.GOARCH
+	if goos == "" && goarch == "" {
+		if m.Target == here {
+			return nil
+		}
+		return fmt.Errorf("target %q cannot run on %s: use the %s dist (pgxtask assets package --target %s)", m.Target, here, here, here)
+	}
+	if goos != runtime.GOOS {
+		return fmt.Errorf("target %q (%s/%s) cannot run on %s: use the %s dist (pgxtask assets package --target %s)", m.Target, goos, goarch, here, here, here)
+	}
+	if goarch == runtime.GOARCH {
+		return nil
+	}
+	if ok, detail := binfmt.Runs(goarch); !ok {
+		return fmt.Errorf("target %q (%s/%s) cannot run on %s: %s; or use the %s dist", m.Target, goos, goarch, here, detail, here)
 	}
 	return nil
 }

@@ -513,9 +513,13 @@ func TestFailurePaths(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Remove(filepath.Join(bad, dist.ManifestFile))
-		os.WriteFile(filepath.Join(bad, dist.ManifestFile), bytes.Replace(data, []byte(`"target": "linux-amd64"`), []byte(`"target": "linux-arm64"`), 1), 0o644)
+		// Another operating system never runs here, emulation or not.
+		data = bytes.Replace(data, []byte(`"target": "linux-amd64"`), []byte(`"target": "darwin-arm64"`), 1)
+		data = bytes.Replace(data, []byte(`"goos": "linux"`), []byte(`"goos": "darwin"`), 1)
+		data = bytes.Replace(data, []byte(`"goarch": "amd64"`), []byte(`"goarch": "arm64"`), 1)
+		os.WriteFile(filepath.Join(bad, dist.ManifestFile), data, 0o644)
 		_, err = Open(ctx, Config{Dist: DirFS(bad), CacheDir: openDir(t)})
-		wantErr(t, err, ErrWrongTarget, `target "linux-arm64"`, "use the linux-amd64 dist")
+		wantErr(t, err, ErrWrongTarget, `target "darwin-arm64" (darwin/arm64)`, "use the linux-amd64 dist")
 	})
 	t.Run("major-version-mismatch", func(t *testing.T) {
 		cfg := testConfig(t)

@@ -27,6 +27,13 @@ type NativeJob struct {
 	RunsOn string `json:"runs-on"`
 	// Docker is set when the build runs in the target's builder container.
 	Docker bool `json:"docker"`
+	// SmokeRunsOn is the runner that starts the dist and smoke-tests it
+	// before it is uploaded: RunsOn, or for a cross-compiled target a runner
+	// of the target's own architecture.
+	SmokeRunsOn string `json:"smoke-runs-on"`
+	// CrossSmoke is set when SmokeRunsOn is another runner than RunsOn: the
+	// build job hands the dist to a smoke job there.
+	CrossSmoke bool `json:"cross-smoke"`
 }
 
 // AOTJob is one AOT compile of the WASIX dist for a host triple.
@@ -87,7 +94,12 @@ func BuildMatrix(m *sources.Manifest, buildable, triples []string, only string) 
 			return mx, fmt.Errorf("target %s: no GitHub runner is known for it: set its CIRunner in the target table (internal/target)", t)
 		}
 		tc := m.Toolchains[t]
-		mx.Native = append(mx.Native, NativeJob{Target: t, RunsOn: label, Docker: tc.Platform != "" || tc.BaseImage != ""})
+		smoke := tt.SmokeRunner
+		if smoke == "" {
+			smoke = label
+		}
+		mx.Native = append(mx.Native, NativeJob{Target: t, RunsOn: label, Docker: tc.Platform != "" || tc.BaseImage != "",
+			SmokeRunsOn: smoke, CrossSmoke: smoke != label})
 	}
 	if mx.WASIX {
 		for _, tr := range triples {

@@ -35,6 +35,10 @@ type Manifest struct {
 	FormatVersion int `json:"format-version"`
 	// Target is the build target (linux-amd64, wasix, ...).
 	Target string `json:"target"`
+	// GOOS and GOARCH are the Go platform whose processes run the target's
+	// binaries (the target table's); empty for WASIX.
+	GOOS   string `json:"goos,omitempty"`
+	GOARCH string `json:"goarch,omitempty"`
 	// PostgresVersion is the server's PG_VERSION ("15.18").
 	PostgresVersion string `json:"postgres-version"`
 	// CatalogVersion is the server's CATALOG_VERSION_NO.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"github.com/pglite-oxide/pgxtask/internal/binfmt"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 	"github.com/pglite-oxide/pgxtask/internal/target"
 )
@@ -438,39 +439,17 @@ func pick(ok bool, yes, no string) string {
 	return no
 }
 
-// binfmtDir is where the kernel lists binfmt_misc entries.
-var binfmtDir = "/proc/sys/fs/binfmt_misc"
-
 // Emulation reports whether binaries of the Linux target t run on this
-// machine through qemu-user: its binfmt_misc entry is registered, enabled
-// and has the F flag (the kernel opens the emulator at registration, so it
-// also works inside containers and mount namespaces), and the target's
-// C library is installed for its multiarch triple.
+// machine through qemu-user (see binfmt.Runs) with the target's C library
+// installed for its multiarch triple.
 func Emulation(t target.Target) (bool, string) {
-	entry := filepath.Join(binfmtDir, t.Emulator())
-	data, err := os.ReadFile(entry)
-	if err != nil {
-		if _, serr := os.Stat(filepath.Join(binfmtDir, "status")); serr != nil {
-			return false, "binfmt_misc is not mounted at " + binfmtDir
-		}
-		return false, "no " + t.Emulator() + " entry in " + binfmtDir + ": " + t.GOARCH + " binaries cannot run on this " + runtime.GOARCH + " host"
-	}
-	text := string(data)
-	if !strings.HasPrefix(text, "enabled") {
-		return false, entry + " is disabled"
-	}
-	flags := ""
-	for _, line := range strings.Split(text, "\n") {
-		if f, ok := strings.CutPrefix(line, "flags: "); ok {
-			flags = f
-		}
-	}
-	if !strings.Contains(flags, "F") {
-		return false, entry + " has flags " + flags + ", without F: the emulator is not found inside containers"
+	ok, detail := binfmt.Runs(t.GOARCH)
+	if !ok {
+		return false, detail
 	}
 	libc := filepath.Join("/lib", t.Triple, "libc.so.6")
 	if _, err := os.Stat(libc); err != nil {
 		return false, t.Emulator() + " is registered, but " + libc + " is missing: the " + t.GOARCH + " runtime libraries are not installed"
 	}
-	return true, t.Emulator() + " is registered (flags " + flags + ") and the " + t.Triple + " libraries are installed"
+	return true, t.GOARCH + " binaries run " + detail + " with the " + t.Triple + " libraries installed"
 }

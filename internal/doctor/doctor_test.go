@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/binfmt"
 	"github.com/pglite-oxide/pgxtask/internal/target"
 )
 
@@ -43,16 +44,16 @@ func TestEmulation(t *testing.T) {
 			t.Logf("this machine: %v, %s", ok, detail)
 		}
 	}
-	defer func(d string) { binfmtDir = d }(binfmtDir)
-	binfmtDir = t.TempDir()
+	defer func(d string) { binfmt.Dir = d }(binfmt.Dir)
+	binfmt.Dir = t.TempDir()
 	if ok, detail := Emulation(arm); ok || !strings.Contains(detail, "not mounted") {
 		t.Errorf("no status file: %v %s", ok, detail)
 	}
-	os.WriteFile(filepath.Join(binfmtDir, "status"), []byte("enabled\n"), 0o644)
+	os.WriteFile(filepath.Join(binfmt.Dir, "status"), []byte("enabled\n"), 0o644)
 	if ok, detail := Emulation(arm); ok || !strings.Contains(detail, "no qemu-aarch64 entry") {
 		t.Errorf("no entry: %v %s", ok, detail)
 	}
-	entry := filepath.Join(binfmtDir, "qemu-aarch64")
+	entry := filepath.Join(binfmt.Dir, "qemu-aarch64")
 	os.WriteFile(entry, []byte("disabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\n"), 0o644)
 	if ok, detail := Emulation(arm); ok || !strings.Contains(detail, "disabled") {
 		t.Errorf("disabled entry: %v %s", ok, detail)

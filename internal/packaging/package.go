@@ -25,6 +25,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 	"golang.org/x/sys/unix"
 )
 
@@ -167,6 +168,10 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
+	tt, ok := target.Lookup(rec.Target)
+	if !ok {
+		return nil, fmt.Errorf("build record names target %q, which the target table does not list", rec.Target)
+	}
 	toolchain := rec.Toolchain
 	toolchain.ArchiveEncoder = tarzst.Encoder
 	// The image tag is a local name the build record keeps for the runner;
@@ -175,6 +180,8 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 	m := &dist.Manifest{
 		FormatVersion:    dist.FormatVersion,
 		Target:           rec.Target,
+		GOOS:             tt.GOOS,
+		GOARCH:           tt.GOARCH,
 		PostgresVersion:  rec.PostgresVersion,
 		CatalogVersion:   rec.CatalogVersion,
 		Toolchain:        toolchain,
