@@ -3,7 +3,6 @@ package catalog
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,10 +21,12 @@ import (
 // stub's pgxs.mk includes a stub src/Makefile.global that holds the
 // target's configure facts (its make-vars and what configure derives from
 // them: LIBS, UUID_LIBS, ...), where PostgreSQL's own Makefile.global would
-// define them. The printer, read last, prints the fields and then stops make
-// with $(error) before it remakes any makefile or runs any recipe: nothing is
-// built and nothing is written into the tree. $(shell ...) in the Makefile
-// runs, as it does in the build.
+// define them. The printer, read last, prints the fields, replaces SHELL
+// with a script that refuses every recipe, and names a goal without one:
+// make still checks that every included makefile exists (a missing one is
+// an error, as in the build), but nothing is built and nothing is written
+// into the tree. $(shell ...) in the Makefile runs while make reads, as it
+// does in the build.
 
 // makeTimeout bounds one make run (a Makefile's $(shell ...) may hang).
 const makeTimeout = time.Minute
@@ -34,8 +35,11 @@ const makeTimeout = time.Minute
 // discoveries of a process.
 var makeSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 
-// makeDone is the printer's last word: make reached the end of reading.
-const makeDone = "pgxtask-read-done"
+// makeEnd ends the printer's output.
+const makeEnd = "pgxtask-fields-end"
+
+// makeGoal is the printer's goal, which has no recipe.
+const makeGoal = "pgxtask-read-done"
 
 // makeField marks a field in the printer's output.
 const makeField = "pgxtask-field"
@@ -90,8 +94,9 @@ func newMakeStub(makeVars map[string]string) (*makeStub, error) {
 		"src/Makefile.global": global,
 		"pgxs.mk":             "# Stub of PostgreSQL's pgxs.mk written by pgxtask discovery.\ninclude " + filepath.Join(dir, "src", "Makefile.global") + "\n",
 		"pg_config":           pgConfigScript(dir, makeVars),
-		"unit.mk":             printer(unitFields),
-		"subdirs.mk":          printer(subdirFields),
+		"unit.mk":             printer(unitFields, dir),
+		"subdirs.mk":          printer(subdirFields, dir),
+		"no-recipes":          noRecipes,
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -100,7 +105,7 @@ func newMakeStub(makeVars map[string]string) (*makeStub, error) {
 			return nil, err
 		}
 		mode := os.FileMode(0o644)
-		if name == "pg_config" {
+		if name == "pg_config" || name == "no-recipes" {
 			mode = 0o755
 		}
 		if err := os.WriteFile(p, []byte(body), mode); err != nil {
@@ -121,18 +126,26 @@ func newMakeStub(makeVars map[string]string) (*makeStub, error) {
 func (s *makeStub) Close() error { return os.RemoveAll(s.dir) }
 
 // printer returns a makefile that prints fields, each as
-// "pgxtask-field NAME defined|undefined VALUE", and stops make.
-func printer(fields []string) string {
+// "pgxtask-field NAME defined|undefined VALUE". Read last, it then makes
+// every recipe fail (SHELL is a script that refuses), so that make's
+// remaking of included makefiles reports a missing include without
+// building anything, and it gives make an empty goal.
+func printer(fields []string, dir string) string {
 	var b strings.Builder
-	b.WriteString("# Printer written by pgxtask discovery: read after the Makefile, it prints\n# the fields and stops make before any makefile is remade or recipe runs.\n")
+	b.WriteString("# Printer written by pgxtask discovery, read after the Makefile.\n")
 	for _, f := range fields {
 		// The marker on stderr attributes the undefined-variable warnings
 		// that follow it to this field.
 		fmt.Fprintf(&b, "$(warning %s %s)$(info %s %s $(if $(filter undefined,$(origin %s)),undefined,defined) $(%s))\n", makeField, f, makeField, f, f, f)
 	}
-	fmt.Fprintf(&b, "$(error %s)\n", makeDone)
+	fmt.Fprintf(&b, "$(info %s)\n", makeEnd)
+	fmt.Fprintf(&b, "override SHELL := %s\n.PHONY: %s\n%s: ;\n", filepath.Join(dir, "no-recipes"), makeGoal, makeGoal)
 	return b.String()
 }
+
+// noRecipes is the SHELL of make's run after reading: discovery builds
+// nothing.
+const noRecipes = "#!/bin/sh\necho 'pgxtask discovery runs no recipe: this Makefile includes a file that only a recipe makes' >&2\nexit 1\n"
 
 // derivedLibs are the library variables configure derives from the
 // configure facts, as PostgreSQL's Makefile.global sets them. Library
@@ -248,9 +261,10 @@ func (s *makeStub) read(dir, rel string, printerName string, fields []string, ex
 	defer func() { <-makeSlots }()
 	ctx, cancel := context.WithTimeout(context.Background(), makeTimeout)
 	defer cancel()
-	args := []string{"-C", dir, "--no-print-directory", "--warn-undefined-variables", "-f", "Makefile", "-f", filepath.Join(s.dir, printerName),
+	args := []string{"-C", dir, "-s", "--no-print-directory", "--warn-undefined-variables", "-f", "Makefile", "-f", filepath.Join(s.dir, printerName),
 		"USE_PGXS=1", "PG_CONFIG=" + filepath.Join(s.dir, "pg_config")}
 	args = append(args, extra...)
+	args = append(args, makeGoal)
 	cmd := exec.CommandContext(ctx, "make", args...)
 	cmd.Dir = dir
 	cmd.Env = s.env
@@ -262,10 +276,7 @@ func (s *makeStub) read(dir, rel string, printerName string, fields []string, ex
 		return nil, fmt.Errorf("%s: GNU make did not finish reading it within %s ($(shell ...) that waits?): fix the Makefile", rel, makeTimeout)
 	}
 	errText := stderr.String()
-	if !strings.Contains(errText, "*** "+makeDone+".  Stop.") {
-		if err == nil {
-			err = errors.New("make stopped early")
-		}
+	if err != nil {
 		return nil, fmt.Errorf("%s: GNU make rejects it (%v): %s: fix the Makefile (it must read with USE_PGXS=1 and this target's make-vars)",
 			rel, err, makeFailure(errText, s.dir))
 	}
@@ -298,11 +309,17 @@ func parsePrinted(out string) map[string]makeValue {
 	res := map[string]makeValue{}
 	cur := ""
 	for _, line := range strings.Split(out, "\n") {
+		if line == makeEnd {
+			break
+		}
 		if rest, ok := strings.CutPrefix(line, makeField+" "); ok {
 			name, rest, _ := strings.Cut(rest, " ")
 			state, val, _ := strings.Cut(rest, " ")
-			res[name] = makeValue{Text: val, Defined: state == "defined"}
-			cur = name
+			cur = ""
+			if name != "" {
+				res[name] = makeValue{Text: val, Defined: state == "defined"}
+				cur = name
+			}
 			continue
 		}
 		if cur != "" {
