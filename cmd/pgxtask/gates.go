@@ -37,6 +37,8 @@ func init() {
 		Description: "For each git source with `upstream` in assets/sources.toml, fetches that branch with\n" +
 			"go-git into a mirror in the pgxtask cache, lists the non-merge commits after the pin\n" +
 			"that touch a `watch` path, and matches them with assets/upstream-audit.toml.\n" +
+			"For each archive source with `debian`, asks apt's source index (apt-cache showsrc and\n" +
+			"madison; deb-src entries needed) for newer versions of that source package.\n" +
 			"Without --strict it reports; with --strict an undecided commit fails. Decisions for\n" +
 			"commits that are no longer upstream are reported. A failed fetch fails the command.",
 		Flags: []cli.Flag{
@@ -183,20 +185,23 @@ func auditUpstreamAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	audited := audit.Audited(m)
+	audited, archives := audit.Audited(m), audit.AuditedArchives(m)
 	if only := c.StringSlice("only"); len(only) > 0 {
-		var keep []sources.Source
+		var keep, keepArchives []sources.Source
 		for _, name := range only {
 			s, ok := m.Lookup(name)
-			if !ok {
+			switch {
+			case !ok:
 				return usagef("--only %s: no source of that name in %s", name, m.Path)
+			case s.Kind == sources.KindArchive && s.Debian != "":
+				keepArchives = append(keepArchives, s)
+			case s.Kind != sources.KindGit || s.Upstream == "":
+				return usagef("--only %s: the source declares no upstream branch (git) or debian route (archive) in %s", name, m.Path)
+			default:
+				keep = append(keep, s)
 			}
-			if s.Kind != sources.KindGit || s.Upstream == "" {
-				return usagef("--only %s: the source declares no upstream branch in %s", name, m.Path)
-			}
-			keep = append(keep, s)
 		}
-		audited = keep
+		audited, archives = keep, keepArchives
 	}
 	for _, d := range decisions.Decisions {
 		if _, ok := m.Lookup(d.Source); !ok {
@@ -220,8 +225,19 @@ func auditUpstreamAction(c *cli.Context) error {
 		stale += len(rep.Stale)
 		reports = append(reports, rep)
 	}
+	archiveReports := []audit.ArchiveReport{}
+	for _, s := range archives {
+		rep, err := audit.AuditArchive(c.Context, s, decisions, audit.RealApt)
+		if err != nil {
+			fetchErrs = append(fetchErrs, err.Error())
+			continue
+		}
+		undecided += rep.Undecided()
+		stale += len(rep.Stale)
+		archiveReports = append(archiveReports, rep)
+	}
 	if c.Bool("json") {
-		if err := writeJSON(c.App.Writer, map[string]any{"sources": reports, "errors": fetchErrs, "undecided": undecided, "stale": stale}); err != nil {
+		if err := writeJSON(c.App.Writer, map[string]any{"sources": reports, "archives": archiveReports, "errors": fetchErrs, "undecided": undecided, "stale": stale}); err != nil {
 			return err
 		}
 	} else {
@@ -243,15 +259,18 @@ func auditUpstreamAction(c *cli.Context) error {
 				fmt.Fprintf(w, "  settled decision: %s is at or before the pin now: it can be removed\n", d.Commit)
 			}
 		}
+		for _, r := range archiveReports {
+			r.WriteText(w, decisions.Path)
+		}
 		for _, e := range fetchErrs {
 			fmt.Fprintln(c.App.ErrWriter, e)
 		}
 	}
 	switch {
 	case len(fetchErrs) > 0:
-		return fmt.Errorf("audit-upstream: %d of %d sources could not be audited", len(fetchErrs), len(audited))
+		return fmt.Errorf("audit-upstream: %d of %d sources could not be audited", len(fetchErrs), len(audited)+len(archives))
 	case undecided > 0 && c.Bool("strict"):
-		return fmt.Errorf("audit-upstream --strict: %d watched upstream commits have no decision: add them to %s", undecided, decisions.Path)
+		return fmt.Errorf("audit-upstream --strict: %d watched upstream commits have no decision (newer releases of archive pins included): add them to %s", undecided, decisions.Path)
 	}
 	return nil
 }
