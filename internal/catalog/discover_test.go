@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
@@ -655,5 +656,35 @@ func TestDiscoverWhatMakeReads(t *testing.T) {
 	})
 	if len(files) != len(fakeRational) {
 		t.Errorf("the tree has %v after discovery, want only the %d files written", files, len(fakeRational))
+	}
+}
+
+// A Makefile GNU make rejects stops the regeneration before anything is
+// written: the committed catalog keeps its bytes and no temporary file is
+// left in assets/generated.
+func TestRegenerateBadMakefileWritesNothing(t *testing.T) {
+	root := t.TempDir()
+	l := project.Layout{Root: root}
+	writeFiles(t, root, map[string]string{
+		"assets/sources.toml": "format-version = 1\n" +
+			"[[sources]]\nname = \"pg\"\nkind = \"archive\"\nrole = \"postgres\"\nversion = \"15.18\"\nsha256 = \"" + strings.Repeat("a", 64) + "\"\nurls = [\"https://example.invalid/pg.tar.bz2\"]\ntargets = [\"linux-amd64\"]\n" +
+			"[[sources]]\nname = \"bad\"\nkind = \"archive\"\nrole = \"extension\"\nversion = \"1.0\"\nsha256 = \"" + strings.Repeat("b", 64) + "\"\nurls = [\"https://example.invalid/bad.tar.gz\"]\ntargets = [\"linux-amd64\"]\n",
+		"assets/extensions.promoted.toml":          "format-version = 1\n[targets.linux-amd64]\nmodule-suffix = \".so\"\n[targets.linux-amd64.make-vars]\nPORTNAME = \"linux\"\n",
+		"assets/generated/extensions.catalog.json": "committed bytes\n",
+		"assets/checkouts/bad/Makefile":            "EXTENSION = bad\nMODULES = bad\n\tthis line starts with a tab outside a rule\n",
+		"assets/checkouts/bad/bad.control":         "default_version = '1.0'\n",
+	})
+	writeFiles(t, filepath.Join(root, "assets", "checkouts", "pg"), fakePostgres)
+	err := RegenerateCatalog(l)
+	if err == nil || !strings.Contains(err.Error(), "source bad: Makefile: GNU make rejects it") || !strings.Contains(err.Error(), "fix the Makefile") {
+		t.Fatalf("err = %v, want the Makefile make rejects, named", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(l.Generated(), CatalogFile))
+	if string(got) != "committed bytes\n" {
+		t.Errorf("the catalog was rewritten: %q", got)
+	}
+	entries, _ := os.ReadDir(l.Generated())
+	if len(entries) != 1 {
+		t.Errorf("assets/generated holds %d entries, want only the catalog", len(entries))
 	}
 }

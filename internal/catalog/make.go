@@ -196,6 +196,9 @@ func derivedLibs(vars map[string]string) [][2]string {
 		{"perl_embed_ldflags", "-lperl"},
 		{"python_libspec", "-lpython$(python_majorversion)"},
 		{"TCL_LIB_SPEC", "-ltcl"},
+		// configure writes these even without Python (empty).
+		{"python_majorversion", ""},
+		{"python_version", ""},
 	}
 }
 

@@ -33,8 +33,8 @@ func configureFlags(vars map[string]string) []string {
 
 // TestE2EMakeAgrees configures the real PostgreSQL tree with the
 // linux-amd64 make-vars and asks GNU make itself for the variables discovery
-// reads, in every contrib folder: make and the catalog's Makefile reader must
-// agree (for SHLIB_LINK, the libraries make links must be among the
+// reads, in every contrib folder: the configured tree's make and discovery's
+// make over the stub PGXS of the make-vars must agree (for SHLIB_LINK, the libraries make links must be among the
 // catalog's native dependencies, which may list more: the candidates of
 // $(filter ..., $(LIBS))). It runs configure, about a minute on two cores.
 func TestE2EMakeAgrees(t *testing.T) {
