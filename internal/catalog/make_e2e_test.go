@@ -34,9 +34,11 @@ func configureFlags(vars map[string]string) []string {
 // TestE2EMakeAgrees configures the real PostgreSQL tree with the
 // linux-amd64 make-vars and asks GNU make itself for the variables discovery
 // reads, in every contrib folder: the configured tree's make and discovery's
-// make over the stub PGXS of the make-vars must agree (for SHLIB_LINK, the libraries make links must be among the
-// catalog's native dependencies, which may list more: the candidates of
-// $(filter ..., $(LIBS))). It runs configure, about a minute on two cores.
+// make over the stub PGXS of the make-vars must agree. For SHLIB_LINK the
+// libraries the configured make links must be among the catalog's native
+// dependencies, which may list more: the stub names the library of a
+// language the target does not configure (perl_embed_ldflags = -lperl). It
+// runs configure, about a minute on two cores.
 func TestE2EMakeAgrees(t *testing.T) {
 	e2e.Require(t)
 	e2e.MustRun(t, "sources", "fetch", "--target", "linux-amd64")
