@@ -386,8 +386,8 @@ func ownFiles(n string, data []string) []string {
 	return sortedUnique(own)
 }
 
-// libraryNames maps linker flags and build-system variables to the native
-// library they bring in. libc and libm are not dependencies.
+// libraryNames maps linker flags to the native library they bring in. libc
+// and libm are not dependencies.
 var libraryNames = map[string]string{
 	"-lcrypto": "openssl", "-lssl": "openssl", "-leay32": "openssl", "-lssleay32": "openssl",
 	"-lz": "zlib", "-lxml2": "libxml2", "-lxslt": "libxslt", "-lselinux": "libselinux",
@@ -395,9 +395,6 @@ var libraryNames = map[string]string{
 	"-licuuc": "icu", "-licui18n": "icu", "-licudata": "icu",
 	"-lm": "", "-lc": "", "-ldl": "", "-lpthread": "", "-lws2_32": "", "-lsecur32": "",
 	"-lpq": "libpq", "-lperl": "perl", "-ltcl": "tcl",
-	"UUID_LIBS": "libuuid", "libpq": "libpq", "libpq_pgport": "libpq", "libpq_pgport_shlib": "libpq",
-	"perl_embed_ldflags": "perl", "python_libspec": "python", "python_additional_libs": "python",
-	"ICU_LIBS": "icu", "LIBXML_LIBS": "libxml2", "LZ4_LIBS": "lz4", "ZSTD_LIBS": "zstd", "TCL_LIB_SPEC": "tcl",
 }
 
 // nativeDeps reads the libraries a module links from the words of
