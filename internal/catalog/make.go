@@ -3,6 +3,7 @@ package catalog
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -30,6 +32,27 @@ import (
 
 // makeTimeout bounds one make run (a Makefile's $(shell ...) may hang).
 const makeTimeout = time.Minute
+
+var (
+	gnuMakeOnce sync.Once
+	gnuMakeErr  error
+)
+
+// checkGNUMake checks once per process that make on PATH is GNU make,
+// which PGXS needs and whose rules discovery relies on.
+func checkGNUMake() error {
+	gnuMakeOnce.Do(func() {
+		out, err := exec.Command("make", "--version").Output()
+		first, _, _ := strings.Cut(string(out), "\n")
+		switch {
+		case errors.Is(err, exec.ErrNotFound):
+			gnuMakeErr = fmt.Errorf("discovery evaluates Makefiles with GNU make, which is not on PATH: install make (Debian: apt-get install make)")
+		case err != nil || !strings.HasPrefix(first, "GNU Make "):
+			gnuMakeErr = fmt.Errorf("discovery evaluates Makefiles with GNU make, but make on PATH is %q (%v): put GNU make first on PATH", first, err)
+		}
+	})
+	return gnuMakeErr
+}
 
 // makeSlots bounds the make processes running at once, over all
 // discoveries of a process.
@@ -77,8 +100,8 @@ type makeStub struct {
 // facts; VERSION and MAJORVERSION when the caller knows the server
 // version). Close removes them.
 func newMakeStub(makeVars map[string]string) (*makeStub, error) {
-	if _, err := exec.LookPath("make"); err != nil {
-		return nil, fmt.Errorf("discovery evaluates Makefiles with GNU make, which is not on PATH: install make (Debian: apt-get install make)")
+	if err := checkGNUMake(); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "pgxtask-make-")
 	if err != nil {
@@ -284,6 +307,10 @@ func (s *makeStub) read(dir, rel string, printerName string, fields []string, ex
 			rel, err, makeFailure(errText, s.dir))
 	}
 	out := parsePrinted(stdout.String())
+	real := dir // make's $(CURDIR) is the folder with symbolic links resolved
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		real = r
+	}
 	undefined := undefinedByField(errText)
 	res := map[string]makeValue{}
 	for _, f := range fields {
@@ -298,6 +325,12 @@ func (s *makeStub) read(dir, rel string, printerName string, fields []string, ex
 		}
 		sort.Strings(v.Undefined)
 		v.Undefined = sortedUnique(v.Undefined)
+		// Files of the folder named by absolute path ($(CURDIR)/x.sql)
+		// are recorded relative to it, as the catalog records every file.
+		v.Text = strings.ReplaceAll(v.Text, dir+"/", "")
+		if real != dir {
+			v.Text = strings.ReplaceAll(v.Text, real+"/", "")
+		}
 		if strings.Contains(v.Text, s.dir) {
 			return nil, fmt.Errorf("%s: %s = %q names a file of PostgreSQL's build system, which discovery cannot record: name the tree's own files", rel, f, strings.ReplaceAll(v.Text, s.dir, "$(top_builddir)"))
 		}

@@ -235,3 +235,30 @@ func FuzzMakePrinted(f *testing.F) {
 		undefinedByField(s)
 	})
 }
+
+// A file of the folder named by absolute path is recorded relative to it:
+// the catalog must not depend on where the checkout is.
+func TestMakeAbsolutePathsOfTheFolder(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"real/Makefile": "DATA = $(CURDIR)/sql/x--1.0.sql $(abspath sql/y.sql)\n", "real/sql/x--1.0.sql": ""})
+	// Through a symbolic link, as assets/checkouts may be: make's
+	// $(CURDIR) is the resolved folder.
+	if err := os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := newMakeStub(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	os.WriteFile(filepath.Join(s.dir, "test.mk"), []byte(printer([]string{"DATA"}, s.dir)), 0o644)
+	for _, d := range []string{"real", "link"} {
+		got, err := s.read(filepath.Join(dir, d), "Makefile", "test.mk", []string{"DATA"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["DATA"].Text != "sql/x--1.0.sql sql/y.sql" {
+			t.Errorf("%s: DATA = %q, want paths relative to the folder", d, got["DATA"].Text)
+		}
+	}
+}
