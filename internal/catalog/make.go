@@ -268,9 +268,39 @@ func pgConfigScript(dir string, vars map[string]string) string {
 	for _, d := range []string{"bindir", "docdir", "htmldir", "includedir", "pkgincludedir", "includedir-server", "libdir", "pkglibdir", "localedir", "mandir", "sharedir", "sysconfdir"} {
 		fmt.Fprintf(&b, "--%s) echo %s ;;\n", d, shellQuote(filepath.Join(dir, d)))
 	}
-	b.WriteString("--cc) echo cc ;;\n--cppflags|--cflags|--cflags_sl|--ldflags|--ldflags_ex|--ldflags_sl|--libs|--configure) echo ;;\n")
+	var flags []string
+	for _, f := range configureOptions(vars) {
+		flags = append(flags, shellQuote(f))
+	}
+	fmt.Fprintf(&b, "--configure) echo %s ;;\n", shellQuote(strings.Join(flags, " ")))
+	b.WriteString("--cc) echo cc ;;\n--cppflags|--cflags|--cflags_sl|--ldflags|--ldflags_ex|--ldflags_sl|--libs) echo ;;\n")
 	b.WriteString("*) echo \"pg_config (pgxtask discovery stub): unknown option $a\" >&2; exit 1 ;;\nesac\ndone\n")
 	return b.String()
+}
+
+// configureOptions are the configure options that give the with_* facts
+// of vars, as pg_config --configure lists them ('--with-openssl' ...).
+func configureOptions(vars map[string]string) []string {
+	var out []string
+	for k, v := range vars {
+		name, ok := strings.CutPrefix(k, "with_")
+		if !ok {
+			continue
+		}
+		opt := strings.ReplaceAll(name, "_", "-")
+		switch {
+		case k == "with_ssl" && v != "" && v != "no":
+			out = append(out, "--with-ssl="+v)
+		case k == "with_uuid" && v != "" && v != "no":
+			out = append(out, "--with-uuid="+v)
+		case v == "yes":
+			out = append(out, "--with-"+opt)
+		case v == "no":
+			out = append(out, "--without-"+opt)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

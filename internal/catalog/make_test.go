@@ -262,3 +262,13 @@ func TestMakeAbsolutePathsOfTheFolder(t *testing.T) {
 		}
 	}
 }
+
+// The stub pg_config answers as the target's pg_config would: the server
+// version and the configure options of its facts.
+func TestMakeStubPGConfig(t *testing.T) {
+	got := mustReadMake(t, map[string]string{"Makefile": "V := $(shell $(PG_CONFIG) --version)\nC := $(shell $(PG_CONFIG) --configure)\nHAS_SSL = $(if $(findstring --with-ssl=openssl,$(C)),yes,no)\n"},
+		map[string]string{"VERSION": "15.18", "with_ssl": "openssl", "with_llvm": "no", "PORTNAME": "linux"}, "V", "C", "HAS_SSL")
+	if got["V"].Text != "PostgreSQL 15.18" || got["HAS_SSL"].Text != "yes" || !strings.Contains(got["C"].Text, "'--without-llvm'") {
+		t.Errorf("pg_config answers: %+v", got)
+	}
+}
