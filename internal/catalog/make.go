@@ -317,7 +317,7 @@ func (s *makeStub) read(dir, rel string, printerName string, fields []string, ex
 	defer func() { <-makeSlots }()
 	ctx, cancel := context.WithTimeout(context.Background(), makeTimeout)
 	defer cancel()
-	args := []string{"-C", dir, "-s", "--no-print-directory", "--warn-undefined-variables", "-f", "Makefile", "-f", filepath.Join(s.dir, printerName),
+	args := []string{"-C", dir, "-s", "-r", "--no-print-directory", "--warn-undefined-variables", "-f", "Makefile", "-f", filepath.Join(s.dir, printerName),
 		"USE_PGXS=1", "PG_CONFIG=" + filepath.Join(s.dir, "pg_config")}
 	args = append(args, extra...)
 	args = append(args, makeGoal)
