@@ -59,7 +59,7 @@ id = "gadget"
 stable = true
 `,
 		"assets/extensions.smoke.toml":                       "format-version = 1\n",
-		"assets/checkouts/pg-test/contrib/base/Makefile":     "MODULE_big = base_impl\nOBJS = base.o\nEXTENSION = base\nDATA = base--1.0.sql\nSHLIB_LINK += $(filter -lssl, $(LIBS))\n",
+		"assets/checkouts/pg-test/contrib/base/Makefile":     "MODULE_big = base_impl\nOBJS = base.o\nEXTENSION = base\nDATA = base--1.0.sql\nSHLIB_LINK += -lssl\n",
 		"assets/checkouts/pg-test/contrib/base/base.control": "default_version = '1.0'\nmodule_pathname = '$libdir/base_impl'\nrelocatable = true\n",
 		"assets/checkouts/pg-test/contrib/hook/Makefile":     "MODULES = hook\n",
 		"assets/checkouts/gadget/Makefile":                   "EXTENSION = gadget\nDATA = gadget--1.0.sql\nPG_CONFIG ?= pg_config\nPGXS := $(shell $(PG_CONFIG) --pgxs)\ninclude $(PGXS)\n",

@@ -37,6 +37,8 @@ func auditUpstreamCommand() *cli.Command {
 		description: "For each git source with `upstream` in assets/sources.toml, fetches that branch with\n" +
 			"go-git into a mirror in the pgxtask cache, lists the non-merge commits after the pin\n" +
 			"that touch a `watch` path, and matches them with assets/upstream-audit.toml.\n" +
+			"For each archive source with `debian`, asks apt's source index (apt-cache showsrc and\n" +
+			"madison; deb-src entries needed) for newer versions of that source package.\n" +
 			"Without --strict it reports; with --strict an undecided commit fails. Decisions for\n" +
 			"commits that are no longer upstream are reported. A failed fetch fails the command.",
 		flags: []cli.Flag{
@@ -83,26 +85,29 @@ func auditUpstream(x *call) error {
 	if err != nil {
 		return err
 	}
-	audited := audit.Audited(m)
+	audited, archives := audit.Audited(m), audit.AuditedArchives(m)
 	if only := x.StringSlice("only"); len(only) > 0 {
-		var keep []sources.Source
+		var keep, keepArchives []sources.Source
 		for _, name := range only {
 			s, ok := m.Lookup(name)
-			if !ok {
+			switch {
+			case !ok:
 				return usagef("--only %s: no source of that name in %s", name, m.Path)
+			case s.Kind == sources.KindArchive && s.Debian != "":
+				keepArchives = append(keepArchives, s)
+			case s.Kind != sources.KindGit || s.Upstream == "":
+				return usagef("--only %s: the source declares no upstream branch (git) or debian route (archive) in %s", name, m.Path)
+			default:
+				keep = append(keep, s)
 			}
-			if s.Kind != sources.KindGit || s.Upstream == "" {
-				return usagef("--only %s: the source declares no upstream branch in %s", name, m.Path)
-			}
-			keep = append(keep, s)
 		}
-		audited = keep
+		audited, archives = keep, keepArchives
 	}
 	cache, err := project.CacheDir()
 	if err != nil {
 		return err
 	}
-	rep, err := audit.AuditAll(x.ctx(), m, audited, decisions, cache)
+	rep, err := audit.AuditAll(x.ctx(), m, audited, archives, decisions, cache, audit.RealApt)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
-// Package audit follows the upstream branches of pinned git sources: it lists
-// the upstream commits after each pin that touch watched paths and checks that
-// every one has a recorded decision in assets/upstream-audit.toml.
+// Package audit follows what upstream publishes after each pin: for git
+// sources the upstream commits after the pin that touch watched paths, for
+// archive sources with a Debian route the newer versions apt's source index
+// lists; every one needs a recorded decision in assets/upstream-audit.toml.
 package audit
 
 import (
@@ -40,12 +41,16 @@ type File struct {
 	Path string `toml:"-"`
 }
 
-// Decision records what the project does about one upstream commit.
+// Decision records what the project does about one upstream commit (git
+// sources) or one newer version of a Debian source package (archive
+// sources).
 type Decision struct {
 	// Source is the source name in assets/sources.toml.
 	Source string `toml:"source" json:"source"`
 	// Commit is the full 40-hex upstream commit.
-	Commit string `toml:"commit" json:"commit"`
+	Commit string `toml:"commit" json:"commit,omitempty"`
+	// Version is the Debian version of the source package (15.20-0+deb12u1).
+	Version string `toml:"version" json:"version,omitempty"`
 	// Decision is adopt, skip or defer.
 	Decision string `toml:"decision" json:"decision"`
 	// Reason says why, in a sentence.
@@ -77,20 +82,29 @@ func Load(path string) (*File, error) {
 		if d.Source == "" {
 			return nil, fmt.Errorf("%s: source is empty: name the source from assets/sources.toml", where)
 		}
-		if !hex40.MatchString(d.Commit) {
-			return nil, fmt.Errorf("%s (source %s): commit %q is not a full 40-hex lowercase commit id", where, d.Source, d.Commit)
+		what := "commit " + d.Commit
+		switch {
+		case d.Commit != "" && d.Version != "":
+			return nil, fmt.Errorf("%s (source %s): both commit and version are set: a decision is about one upstream commit (git) or one Debian version (archive); keep one", where, d.Source)
+		case d.Version != "":
+			if _, err := ParseDebVersion(d.Version); err != nil {
+				return nil, fmt.Errorf("%s (source %s): version: %w: write the version as apt-cache madison lists it", where, d.Source, err)
+			}
+			what = "version " + d.Version
+		case !hex40.MatchString(d.Commit):
+			return nil, fmt.Errorf("%s (source %s): commit %q is not a full 40-hex lowercase commit id (an archive source's decision names its Debian version instead)", where, d.Source, d.Commit)
 		}
 		switch d.Decision {
 		case Adopt, Skip, Defer:
 		default:
-			return nil, fmt.Errorf("%s (commit %s): decision %q must be adopt, skip or defer", where, d.Commit, d.Decision)
+			return nil, fmt.Errorf("%s (%s): decision %q must be adopt, skip or defer", where, what, d.Decision)
 		}
 		if strings.TrimSpace(d.Reason) == "" {
-			return nil, fmt.Errorf("%s (commit %s): reason is empty: say why in a sentence", where, d.Commit)
+			return nil, fmt.Errorf("%s (%s): reason is empty: say why in a sentence", where, what)
 		}
-		key := d.Source + "@" + d.Commit
+		key := d.Source + "@" + d.Commit + d.Version
 		if seen[key] {
-			return nil, fmt.Errorf("%s: commit %s of %s is decided twice: keep one entry", where, d.Commit, d.Source)
+			return nil, fmt.Errorf("%s: %s of %s is decided twice: keep one entry", where, what, d.Source)
 		}
 		seen[key] = true
 	}
@@ -175,7 +189,7 @@ func Audit(ctx context.Context, src sources.Source, decisions *File, cacheDir st
 	decided := map[string]*Decision{}
 	for i := range decisions.Decisions {
 		d := &decisions.Decisions[i]
-		if d.Source == src.Name {
+		if d.Source == src.Name && d.Commit != "" {
 			decided[d.Commit] = d
 		}
 	}
@@ -195,7 +209,7 @@ func Audit(ctx context.Context, src sources.Source, decisions *File, cacheDir st
 		rep.Commits = append(rep.Commits, Commit{Hash: h.String(), Summary: summary, Paths: watched, Decision: decided[h.String()]})
 	}
 	for _, d := range decisions.Decisions {
-		if d.Source != src.Name {
+		if d.Source != src.Name || d.Commit == "" {
 			continue
 		}
 		h := plumbing.NewHash(d.Commit)

@@ -12,7 +12,9 @@ import (
 
 // ProjectReport is the outcome of AuditAll.
 type ProjectReport struct {
-	Sources   []SourceReport `json:"sources"`
+	Sources []SourceReport `json:"sources"`
+	// Archives are the archive pins audited against apt's source index.
+	Archives  []ArchiveReport `json:"archives"`
 	Errors    []string       `json:"errors"`
 	Undecided int            `json:"undecided"`
 	Stale     int            `json:"stale"`
@@ -22,16 +24,17 @@ type ProjectReport struct {
 	DecisionsPath string `json:"-"`
 }
 
-// AuditAll audits each source against decisions. Every decision must name a
-// source of m. A source whose upstream cannot be fetched is reported in
+// AuditAll audits each git source (audited) and each archive source with a
+// Debian route (archives, through apt) against decisions. Every decision
+// must name a source of m. A source that cannot be audited is reported in
 // Errors and the others are still audited.
-func AuditAll(ctx context.Context, m *sources.Manifest, audited []sources.Source, decisions *File, cacheDir string) (*ProjectReport, error) {
+func AuditAll(ctx context.Context, m *sources.Manifest, audited, archives []sources.Source, decisions *File, cacheDir string, apt AptQuery) (*ProjectReport, error) {
 	for _, d := range decisions.Decisions {
 		if _, ok := m.Lookup(d.Source); !ok {
 			return nil, fmt.Errorf("%s: decision for commit %s names source %q, which is not in %s", decisions.Path, d.Commit, d.Source, m.Path)
 		}
 	}
-	rep := &ProjectReport{Audited: len(audited), DecisionsPath: decisions.Path}
+	rep := &ProjectReport{Audited: len(audited) + len(archives), DecisionsPath: decisions.Path, Archives: []ArchiveReport{}}
 	for _, s := range audited {
 		r, err := Audit(ctx, s, decisions, cacheDir)
 		if err != nil {
@@ -41,6 +44,16 @@ func AuditAll(ctx context.Context, m *sources.Manifest, audited []sources.Source
 		rep.Undecided += r.Undecided()
 		rep.Stale += len(r.Stale)
 		rep.Sources = append(rep.Sources, r)
+	}
+	for _, s := range archives {
+		r, err := AuditArchive(ctx, s, decisions, apt)
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+			continue
+		}
+		rep.Undecided += r.Undecided()
+		rep.Stale += len(r.Stale)
+		rep.Archives = append(rep.Archives, r)
 	}
 	return rep, nil
 }
@@ -65,6 +78,9 @@ func (p *ProjectReport) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  settled decision: %s is at or before the pin now: it can be removed\n", d.Commit)
 		}
 	}
+	for _, r := range p.Archives {
+		r.WriteText(w, p.DecisionsPath)
+	}
 }
 
 // Failure is the report's error: a source that could not be audited, or,
@@ -74,7 +90,7 @@ func (p *ProjectReport) Failure(strict bool) error {
 	case len(p.Errors) > 0:
 		return fmt.Errorf("audit-upstream: %d of %d sources could not be audited", len(p.Errors), p.Audited)
 	case p.Undecided > 0 && strict:
-		return fmt.Errorf("audit-upstream --strict: %d watched upstream commits have no decision: add them to %s", p.Undecided, p.DecisionsPath)
+		return fmt.Errorf("audit-upstream --strict: %d watched upstream commits have no decision (newer releases of archive pins included): add them to %s", p.Undecided, p.DecisionsPath)
 	}
 	return nil
 }

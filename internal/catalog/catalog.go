@@ -122,6 +122,37 @@ func Generate(in Inputs) (*Result, error) {
 	usedSources := map[string]sources.Source{}
 	provided := map[string]bool{} // ids any target discovered
 	targetNames := in.Intent.TargetNames()
+	// Discover every distinct (source, facts) pair at once: each is a set
+	// of make runs, and a slow Makefile ($(shell ...) after $(shell ...))
+	// then overlaps the others.
+	var jobs []discoverJob
+	var keys []cacheKey
+	for _, t := range targetNames {
+		pg, ok := in.Manifest.PostgresFor(t)
+		if !ok {
+			continue // reported below
+		}
+		vars := withServerVersion(in.Intent.Targets[t].MakeVars, pg.Version)
+		for _, src := range in.Manifest.ForTarget(t) {
+			if src.Role != sources.RolePostgres && src.Role != sources.RoleExtension {
+				continue
+			}
+			key := cacheKey{src.Name, varsKey(vars)}
+			if _, dup := cache[key]; dup {
+				continue
+			}
+			cache[key] = nil
+			keys = append(keys, key)
+			jobs = append(jobs, discoverJob{Source: src, Dir: in.Checkout(src.Name), MakeVars: vars, Target: t})
+		}
+	}
+	found, err := discoverAll(DiscoverSource, jobs)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		cache[k] = found[i]
+	}
 	for _, t := range targetNames {
 		ti := in.Intent.Targets[t]
 		pg, ok := in.Manifest.PostgresFor(t)
@@ -134,16 +165,7 @@ func Generate(in Inputs) (*Result, error) {
 			if src.Role != sources.RolePostgres && src.Role != sources.RoleExtension {
 				continue
 			}
-			key := cacheKey{src.Name, varsKey(ti.MakeVars)}
-			us, ok := cache[key]
-			if !ok {
-				var err error
-				us, err = DiscoverSource(src, in.Checkout(src.Name), ti.MakeVars)
-				if err != nil {
-					return nil, fmt.Errorf("target %s: %w", t, err)
-				}
-				cache[key] = us
-			}
+			us := cache[cacheKey{src.Name, varsKey(withServerVersion(ti.MakeVars, pg.Version))}]
 			usedSources[src.Name] = src
 			for _, u := range us {
 				if prev, dup := seen[u.ID]; dup {

@@ -79,70 +79,43 @@ func (u *Unit) buildKind() string {
 	return BuildPGXSExternal
 }
 
-// externalMakeVars are variables PostgreSQL's Makefile.global and PGXS
-// define: their values exist only in a configured build, so a Makefile may
-// reference them without defining them.
-var externalMakeVars = []string{
-	"LIBS", "libpq", "libpq_pgport", "libpq_pgport_shlib", "libpq_srcdir", "top_builddir", "top_srcdir",
-	"srcdir", "subdir", "WIN32RES", "PG_CONFIG", "PGXS", "UUID_LIBS", "UUID_EXTRA_OBJS", "perl_embed_ldflags",
-	"perl_includespec", "perl_privlibexp", "perl_archlibexp", "python_libspec", "python_additional_libs",
-	"python_includespec", "python_majorversion", "python_version", "includedir_server", "includedir_internal",
-	"includedir", "pkglibdir", "pkgincludedir", "datadir", "datamoduledir", "bindir", "libdir", "docdir",
-	"DLSUFFIX", "CFLAGS", "CPPFLAGS", "LDFLAGS", "LDFLAGS_SL", "LDFLAGS_EX", "CC", "CXX", "PERL", "PYTHON",
-	"TCLSH", "PROVE", "FLEX", "BISON", "AWK", "MKDIR_P", "INSTALL", "INSTALL_DATA", "INSTALL_SHLIB",
-	"VERSION", "MAJORVERSION", "PG_VERSION_NUM", "pg_regress_clean_files", "pg_regress_check",
-	"pg_regress_installcheck", "REGRESS_SHLIB", "ICU_LIBS", "ICU_CFLAGS", "LIBXML_LIBS", "LIBXML_CFLAGS",
-	"LZ4_LIBS", "ZSTD_LIBS", "TCL_LIB_SPEC", "TCL_INCLUDE_SPEC", "TCL_SHARED_BUILD", "BE_DLLLIBS",
-	"PG_SYSROOT", "DEF_PGPORT", "abs_top_builddir", "abs_top_srcdir", "with_gnu_ld", "enable_rpath",
-	"rpath", "LN_S", "RANLIB", "AR", "DESTDIR", "prefix", "exec_prefix", "sharedir", "EXEEXT", "X",
-}
-
-func newMakeEnv(vars map[string]string, pgxs bool) MakeEnv {
-	env := MakeEnv{Vars: map[string]string{}, External: map[string]bool{}}
-	for _, n := range externalMakeVars {
-		env.External[n] = true
-	}
-	for k, v := range vars {
-		env.Vars[k] = v
-		delete(env.External, k)
-	}
-	if pgxs {
-		env.Vars["USE_PGXS"] = "1"
-	}
-	return env
-}
-
 // DiscoverSource discovers the units of one fetched source: the contrib
 // folders of a postgres-role tree, or the PGXS tree of an extension-role
-// source. dir is the checkout; makeVars are the target's configure facts.
-// Reference sources provide nothing.
+// source. dir is the checkout; makeVars are the target's configure facts
+// (make-vars, and VERSION/MAJORVERSION of its server), which GNU make sees
+// where PostgreSQL's Makefile.global would set them. Reference sources
+// provide nothing.
 func DiscoverSource(src sources.Source, dir string, makeVars map[string]string) ([]Unit, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("source %s is not fetched (%s missing): run 'pgxtask sources fetch --only %s'", src.Name, dir, src.Name)
 	}
-	switch src.Role {
-	case sources.RolePostgres:
-		return discoverContrib(src.Name, dir, makeVars)
-	case sources.RoleExtension:
-		units, err := discoverDir(src.Name, dir, ".", SourcePGXSExternal, newMakeEnv(makeVars, true))
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", src.Name, err)
-		}
-		if len(units) == 0 {
-			return nil, fmt.Errorf("source %s: %s has no control file and builds no module: is it a PGXS extension tree?", src.Name, filepath.Join(dir, "Makefile"))
-		}
-		return units, nil
+	if src.Role != sources.RolePostgres && src.Role != sources.RoleExtension {
+		return nil, nil
 	}
-	return nil, nil
+	stub, err := newMakeStub(makeVars)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	defer stub.Close()
+	if src.Role == sources.RolePostgres {
+		return discoverContrib(src.Name, dir, stub)
+	}
+	units, err := discoverDir(src.Name, dir, ".", SourcePGXSExternal, stub)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	if len(units) == 0 {
+		return nil, fmt.Errorf("source %s: %s has no control file and builds no module: is it a PGXS extension tree?", src.Name, filepath.Join(dir, "Makefile"))
+	}
+	return units, nil
 }
 
-func discoverContrib(name, root string, makeVars map[string]string) ([]Unit, error) {
+func discoverContrib(name, root string, stub *makeStub) ([]Unit, error) {
 	contrib := filepath.Join(root, "contrib")
 	entries, err := os.ReadDir(contrib)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: read contrib: %w", name, err)
 	}
-	env := newMakeEnv(makeVars, false)
 	var dirs []string
 	for _, e := range entries {
 		if !e.IsDir() {
@@ -166,7 +139,7 @@ func discoverContrib(name, root string, makeVars map[string]string) ([]Unit, err
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				results[i].units, results[i].err = discoverDir(name, root, dirs[i], SourcePostgresContrib, env)
+				results[i].units, results[i].err = discoverDir(name, root, dirs[i], SourcePostgresContrib, stub)
 			}
 		}()
 	}
@@ -189,13 +162,14 @@ func discoverContrib(name, root string, makeVars map[string]string) ([]Unit, err
 	}
 	// contrib/Makefile lists in SUBDIRS what `make -C contrib` builds with
 	// this configuration (pgcrypto only with_ssl=openssl, sepgsql only
-	// with_selinux=yes, ...). A folder it leaves out needs another one.
+	// with_selinux=yes, ...). A folder it leaves out needs another one. It
+	// includes $(top_builddir)/src/Makefile.global: the stub's.
 	if _, err := os.Stat(filepath.Join(contrib, "Makefile")); err == nil {
-		mk, err := ReadMakefile(filepath.Join(contrib, "Makefile"), env)
+		vals, err := stub.read(contrib, "contrib/Makefile", "subdirs.mk", subdirFields, "top_builddir="+stub.dir)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", name, err)
 		}
-		sub := mk.Get("SUBDIRS")
+		sub := vals["SUBDIRS"]
 		built := map[string]bool{}
 		for _, d := range sub.Words() {
 			built["contrib/"+d] = true
@@ -209,62 +183,27 @@ func discoverContrib(name, root string, makeVars map[string]string) ([]Unit, err
 	return out, nil
 }
 
-// discoverDir reads the Makefile and control files of one make folder.
-func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, error) {
+// discoverDir asks GNU make for the Makefile variables of one make folder
+// and reads its control files.
+func discoverDir(source, root, rel, sourceKind string, stub *makeStub) ([]Unit, error) {
 	dir := filepath.Join(root, filepath.FromSlash(rel))
-	mkPath := filepath.Join(dir, "Makefile")
-	mk, err := ReadMakefile(mkPath, env)
+	mkRel := path.Join(rel, "Makefile")
+	vals, err := stub.read(dir, mkRel, "unit.mk", unitFields)
 	if err != nil {
 		return nil, err
 	}
-	field := func(name string, required bool) (Value, error) {
-		v := mk.Get(name)
-		if len(v.Undefined) > 0 {
-			return v, fmt.Errorf("%s references undefined variable(s): %s: define them in the Makefile or fix the names", name, strings.Join(v.Undefined, ", "))
+	for _, f := range unitFields {
+		if v := vals[f]; strictFields[f] && len(v.Undefined) > 0 {
+			return nil, fmt.Errorf("%s: %s references undefined variable(s) %s: define them in the Makefile or fix the names (a PostgreSQL build variable goes in [targets.<target>.make-vars] of %s)",
+				mkRel, f, strings.Join(v.Undefined, ", "), IntentFile)
 		}
-		if required && v.Unknown {
-			return v, fmt.Errorf("%s:%d: %s depends on $(shell ...) or a build-time value; discovery needs it literal", v.File, v.Line, name)
-		}
-		if required && len(v.Externals) > 0 {
-			return v, fmt.Errorf("%s:%d: %s uses build-system variable(s) %s: give their values in [targets.<target>.make-vars] of %s",
-				v.File, v.Line, name, strings.Join(v.Externals, ", "), IntentFile)
-		}
-		return v, nil
 	}
 	var notes []string
-	vals := map[string]Value{}
-	for _, f := range []struct {
-		name     string
-		required bool
-	}{{"EXTENSION", true}, {"MODULE_big", true}, {"MODULES", true}, {"DATA", false}, {"DATA_built", false},
-		{"SHLIB_LINK", false}, {"SHLIB_LINK_INTERNAL", false}, {"REGRESS", false}} {
-		v, err := field(f.name, f.required)
-		if err != nil {
-			return nil, err
-		}
-		if v.Unknown {
-			switch f.name {
-			case "DATA", "DATA_built":
-				notes = append(notes, fmt.Sprintf("%s depends on the build ($(shell ...)): its files are left out of data-files; the build records what make install added", f.name))
-			default:
-				notes = append(notes, fmt.Sprintf("%s depends on the build ($(shell ...)): listed as far as it can be read", f.name))
-			}
-		}
-		vals[f.name] = v
-	}
-	if ws := mk.Warnings(); len(ws) > 0 {
-		var locs []string
-		for _, w := range ws {
-			locs = append(locs, strings.SplitN(relNote(root, w), ": ", 2)[0])
-		}
-		notes = append(notes, fmt.Sprintf("%d Makefile conditional(s) depend on the build ($(shell ...) or a build-system variable) and were evaluated as false: %s",
-			len(ws), strings.Join(locs, ", ")))
-	}
 	var modules []string
 	modules = append(modules, vals["MODULE_big"].Words()...)
 	modules = append(modules, vals["MODULES"].Words()...)
-	if len(vals["MODULE_big"].Words()) > 1 {
-		return nil, fmt.Errorf("%s:%d: MODULE_big names %d modules; it takes one", vals["MODULE_big"].File, vals["MODULE_big"].Line, len(vals["MODULE_big"].Words()))
+	if n := len(vals["MODULE_big"].Words()); n > 1 {
+		return nil, fmt.Errorf("%s: MODULE_big names %d modules (%s); it takes one: move the others to MODULES", mkRel, n, vals["MODULE_big"].Text)
 	}
 
 	// Extensions: EXTENSION when set, else the control files present.
@@ -273,7 +212,7 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 		extNames = ev.Words()
 		for _, n := range extNames {
 			if _, err := os.Stat(filepath.Join(dir, n+".control")); err != nil {
-				return nil, fmt.Errorf("%s:%d: EXTENSION names %q but %s is missing: %w", ev.File, ev.Line, n, filepath.Join(dir, n+".control"), err)
+				return nil, fmt.Errorf("%s: EXTENSION names %q but %s is missing: add the control file or fix EXTENSION: %w", mkRel, n, filepath.Join(dir, n+".control"), err)
 			}
 		}
 	} else {
@@ -287,17 +226,16 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 	}
 	sort.Strings(extNames)
 
-	deps := nativeDeps(vals["SHLIB_LINK"], vals["SHLIB_LINK_INTERNAL"])
+	deps := nativeDeps(vals["SHLIB_LINK"].Words(), vals["SHLIB_LINK_INTERNAL"].Words())
 	var data []string
-	for _, n := range []string{"DATA", "DATA_built"} {
-		if v := vals[n]; !v.Unknown {
-			data = append(data, v.Words()...)
-		}
-	}
+	data = append(data, vals["DATA"].Words()...)
+	data = append(data, vals["DATA_built"].Words()...)
 	regress := vals["REGRESS"].Words()
 	if regress == nil {
 		regress = []string{}
 	}
+	big := vals["MODULE_big"].Words()
+	objs := vals["OBJS"].Words()
 
 	claimed := map[string]bool{}
 	var units []Unit
@@ -308,6 +246,11 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 			return nil, err
 		}
 		ctl.Path = path.Join(rel, n+".control")
+		if ctl.DefaultVersion == "" {
+			// CREATE EXTENSION without VERSION, as smoke and users run
+			// it, needs one.
+			return nil, fmt.Errorf("%s: no default_version: CREATE EXTENSION %s would need an explicit VERSION; add default_version = '<version>' (the version its install script is named for)", ctl.Path, n)
+		}
 		u := Unit{
 			ID: n, Kind: KindExtension, SQLName: n, SourceKind: sourceKind, Source: source, SourceDir: rel,
 			ControlFile: path.Clean(path.Join(rel, n+".control")), Control: ctl,
@@ -332,7 +275,7 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 		if mod != "" {
 			claimed[mod] = true
 			u.NativeDeps = deps
-			u.Lifecycle = scanLifecycle(dir, mk, mod, vals["MODULE_big"].Words())
+			u.Lifecycle = scanLifecycle(dir, objs, mod, big)
 		}
 		u.DataFiles = ownFiles(n, data)
 		u.Regress = regress
@@ -348,7 +291,7 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 			u := Unit{ID: mod, Kind: KindModule, SourceKind: sourceKind, Source: source, SourceDir: rel,
 				Dependencies: []string{}, NativeModule: mod, NativeDeps: deps, Notes: append([]string{}, notes...),
 				DataFiles: sortedUnique(data), Regress: regress}
-			u.Lifecycle = scanLifecycle(dir, mk, mod, vals["MODULE_big"].Words())
+			u.Lifecycle = scanLifecycle(dir, objs, mod, big)
 			if !hasAny(u.Lifecycle, LifecyclePreloadRequired, LifecycleArchiveLibrary, LifecycleOutputPlugin) {
 				u.Lifecycle = sortedUnique(append(u.Lifecycle, LifecycleLoadSQL))
 			}
@@ -376,13 +319,6 @@ func discoverDir(source, root, rel, sourceKind string, env MakeEnv) ([]Unit, err
 		}
 	}
 	return units, nil
-}
-
-func relNote(root, w string) string {
-	if r, err := filepath.Rel(root, strings.SplitN(w, ":", 2)[0]); err == nil && !strings.HasPrefix(r, "..") {
-		return filepath.ToSlash(r) + w[len(strings.SplitN(w, ":", 2)[0]):]
-	}
-	return w
 }
 
 func hasAny(list []string, want ...string) bool {
@@ -450,41 +386,37 @@ func ownFiles(n string, data []string) []string {
 	return sortedUnique(own)
 }
 
-// libraryNames maps linker flags and build-system variables to the native
-// library they bring in. libc and libm are not dependencies.
+// libraryNames maps linker flags to the native library they bring in. libc
+// and libm are not dependencies.
 var libraryNames = map[string]string{
 	"-lcrypto": "openssl", "-lssl": "openssl", "-leay32": "openssl", "-lssleay32": "openssl",
 	"-lz": "zlib", "-lxml2": "libxml2", "-lxslt": "libxslt", "-lselinux": "libselinux",
 	"-luuid": "libuuid", "-lossp-uuid": "libuuid", "-lreadline": "readline", "-llz4": "lz4", "-lzstd": "zstd",
 	"-licuuc": "icu", "-licui18n": "icu", "-licudata": "icu",
 	"-lm": "", "-lc": "", "-ldl": "", "-lpthread": "", "-lws2_32": "", "-lsecur32": "",
-	"UUID_LIBS": "libuuid", "libpq": "libpq", "libpq_pgport": "libpq", "libpq_pgport_shlib": "libpq",
-	"perl_embed_ldflags": "perl", "python_libspec": "python", "python_additional_libs": "python",
-	"ICU_LIBS": "icu", "LIBXML_LIBS": "libxml2", "LZ4_LIBS": "lz4", "ZSTD_LIBS": "zstd", "TCL_LIB_SPEC": "tcl",
+	"-lpq": "libpq", "-lperl": "perl", "-ltcl": "tcl",
 }
 
-// nativeDeps reads the libraries a module links from SHLIB_LINK and
-// SHLIB_LINK_INTERNAL: -l flags (including the candidates of
-// $(filter -lcrypto -lz, $(LIBS))) and build-system library variables.
-func nativeDeps(vals ...Value) []string {
+// nativeDeps reads the libraries a module links from the words of
+// SHLIB_LINK and SHLIB_LINK_INTERNAL as make expands them: -l flags, and a
+// static libperl.
+func nativeDeps(lists ...[]string) []string {
 	var out []string
-	for _, v := range vals {
-		for _, w := range v.Words() {
+	for _, words := range lists {
+		for _, w := range words {
 			if !strings.HasPrefix(w, "-l") {
 				if strings.HasSuffix(w, ".a") && strings.Contains(w, "libperl") {
 					out = append(out, "perl")
 				}
 				continue
 			}
-			if n, ok := libraryNames[w]; ok {
+			switch n, ok := libraryNames[w]; {
+			case ok:
 				out = append(out, n)
-			} else {
+			case strings.HasPrefix(w, "-lpython"): // -lpython3.11
+				out = append(out, "python")
+			default:
 				out = append(out, "lib"+strings.TrimPrefix(w, "-l"))
-			}
-		}
-		for _, e := range v.Externals {
-			if n, ok := libraryNames[e]; ok {
-				out = append(out, n)
 			}
 		}
 	}
@@ -501,10 +433,10 @@ var (
 
 // scanLifecycle reads the C sources of module mod (OBJS of MODULE_big, or
 // <mod>.c for MODULES) for how the module expects to be loaded.
-func scanLifecycle(dir string, mk *Makefile, mod string, big []string) []string {
+func scanLifecycle(dir string, objs []string, mod string, big []string) []string {
 	var files []string
 	if len(big) == 1 && big[0] == mod {
-		for _, o := range mk.Get("OBJS").Words() {
+		for _, o := range objs {
 			if strings.HasSuffix(o, ".o") {
 				files = append(files, strings.TrimSuffix(o, ".o")+".c")
 			}
@@ -536,4 +468,35 @@ func scanLifecycle(dir string, mk *Makefile, mod string, big []string) []string 
 		out = append(out, LifecyclePreloadOptional)
 	}
 	return sortedUnique(out)
+}
+
+// discoverJob is one source to discover with one target's facts.
+type discoverJob struct {
+	Source   sources.Source
+	Dir      string
+	MakeVars map[string]string
+	// Target names the first target that asked, for errors.
+	Target string
+}
+
+// discoverAll runs discover for every job at once and returns the units in
+// job order, or the first job's error in job order.
+func discoverAll(discover func(sources.Source, string, map[string]string) ([]Unit, error), jobs []discoverJob) ([][]Unit, error) {
+	units := make([][]Unit, len(jobs))
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			units[i], errs[i] = discover(j.Source, j.Dir, j.MakeVars)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", jobs[i].Target, err)
+		}
+	}
+	return units, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
@@ -48,20 +49,20 @@ endif
 `,
 	"contrib/alpha/alpha.control":        "# alpha\ncomment = 'alpha things'\ndefault_version = '1.1'\nmodule_pathname = '$libdir/_alpha'\nrelocatable = true\ntrusted = true\n",
 	"contrib/alpha/alpha_main.c":         "void _PG_init(void) {}\n",
-	"contrib/beta/Makefile":              "MODULES = beta\nEXTENSION = beta\nDATA = beta--1.0.sql\nSHLIB_LINK += $(UUID_LIBS)\n",
+	"contrib/beta/Makefile":              "MODULES = beta\nEXTENSION = beta\nDATA = beta--1.0.sql\nSHLIB_LINK += $(UUID_LIBS)\n" + contribPGXS("beta"),
 	"contrib/beta/beta.control":          "comment = 'needs alpha'\ndefault_version = '1.0'\nmodule_pathname = '$libdir/beta'\nrequires = 'alpha'\nrelocatable = false\nschema = public\n",
 	"contrib/beta/beta.c":                "if (!process_shared_preload_libraries_in_progress) return;\nerrmsg(\"beta must be loaded via shared_preload_libraries\");\n",
-	"contrib/logger/Makefile":            "MODULE_big = logger\nOBJS = logger.o\nPGFILEDESC = \"logger\"\n",
+	"contrib/logger/Makefile":            "MODULE_big = logger\nOBJS = logger.o\nPGFILEDESC = \"logger\"\n" + contribPGXS("logger"),
 	"contrib/logger/logger.c":            "void _PG_init(void) {}\n",
-	"contrib/pair/Makefile":              "MODULES = one two\nEXTENSION = one two\nDATA = one--1.0.sql two--1.0.sql\n",
+	"contrib/pair/Makefile":              "MODULES = one two\nEXTENSION = one two\nDATA = one--1.0.sql two--1.0.sql\n" + contribPGXS("pair"),
 	"contrib/pair/one.control":           "default_version = '1.0'\nmodule_pathname = '$libdir/one'\nrelocatable = true\n",
 	"contrib/pair/two.control":           "default_version = '1.0'\nmodule_pathname = '$libdir/two'\nrelocatable = true\n",
-	"contrib/sqlonly/Makefile":           "EXTENSION = sqlonly\nDATA = sqlonly--1.0.sql\n",
+	"contrib/sqlonly/Makefile":           "EXTENSION = sqlonly\nDATA = sqlonly--1.0.sql\n" + contribPGXS("sqlonly"),
 	"contrib/sqlonly/sqlonly.control":    "default_version = '1.0'\nrelocatable = true\n",
 	"contrib/start-scripts/README":       "no Makefile here\n",
-	"contrib/trans/Makefile":             "MODULE_big = trans$(python_majorversion)\nOBJS = trans.o\nEXTENSION = trans3u\nSHLIB_LINK += $(python_libspec)\n",
+	"contrib/trans/Makefile":             "MODULE_big = trans$(python_majorversion)\nOBJS = trans.o\nEXTENSION = trans3u\nSHLIB_LINK += $(python_libspec)\n" + contribPGXS("trans"),
 	"contrib/trans/trans3u.control":      "default_version = '1.0'\nmodule_pathname = '$libdir/trans3'\nrequires = 'plpython3u'\n",
-	"contrib/tool/Makefile":              "PROGRAM = tool\nOBJS = tool.o\n",
+	"contrib/tool/Makefile":              "PROGRAM = tool\nOBJS = tool.o\n" + contribPGXS("tool"),
 	"src/pl/plpgsql/src/plpgsql.control": "default_version = '1.0'\n",
 }
 
@@ -97,7 +98,14 @@ var fakeTap = map[string]string{
 	"sql/tap--1.0.sql": "",
 }
 
-var linuxVars = map[string]string{"PORTNAME": "linux", "with_ssl": "openssl", "python_majorversion": "", "with_python": "no"}
+// contribPGXS is the tail every real contrib Makefile has: PGXS with
+// USE_PGXS, else the in-tree Makefile.global.
+func contribPGXS(dir string) string {
+	return "\nifdef USE_PGXS\nPG_CONFIG = pg_config\nPGXS := $(shell $(PG_CONFIG) --pgxs)\ninclude $(PGXS)\nelse\nsubdir = contrib/" + dir +
+		"\ntop_builddir = ../..\ninclude $(top_builddir)/src/Makefile.global\ninclude $(top_srcdir)/contrib/contrib-global.mk\nendif\n"
+}
+
+var linuxVars = map[string]string{"PORTNAME": "linux", "with_ssl": "openssl", "with_zlib": "yes", "with_uuid": "e2fs", "python_majorversion": "", "with_python": "no"}
 
 func unitMap(us []Unit) map[string]Unit {
 	m := map[string]Unit{}
@@ -184,11 +192,13 @@ func TestDiscoverNewPGXSTree(t *testing.T) {
 	if !reflect.DeepEqual(w.Lifecycle, []string{LifecyclePreloadOptional}) {
 		t.Errorf("widget lifecycle = %v", w.Lifecycle)
 	}
-	if !reflect.DeepEqual(w.DataFiles, []string{"sql/widget--0.1--0.2.sql", "sql/widget--0.2--0.3.sql"}) {
+	// DATA_built takes its version from $(shell grep ... widget.control),
+	// which make runs: the built script is named as the build names it.
+	if !reflect.DeepEqual(w.DataFiles, []string{"sql/widget--0.1--0.2.sql", "sql/widget--0.2--0.3.sql", "sql/widget--0.3.sql"}) {
 		t.Errorf("widget data files = %v", w.DataFiles)
 	}
-	if len(w.Notes) == 0 || !strings.Contains(strings.Join(w.Notes, " "), "DATA_built depends on the build") {
-		t.Errorf("widget notes = %v, want a note that DATA_built needs $(shell)", w.Notes)
+	if len(w.Notes) != 0 {
+		t.Errorf("widget notes = %v, want none: make reads the whole Makefile", w.Notes)
 	}
 
 	tap := t.TempDir()
@@ -217,7 +227,7 @@ func TestDiscoverBadInput(t *testing.T) {
 		{
 			name:  "Makefile references an undefined variable",
 			files: map[string]string{"Makefile": "EXTENSION = x\nMODULE_big = $(MODNAME)\n", "x.control": "default_version = '1'\n"},
-			want:  []string{"MODULE_big references undefined variable", "Makefile:2: $(MODNAME)"},
+			want:  []string{"Makefile: MODULE_big references undefined variable(s) MODNAME", "define them in the Makefile or fix the names"},
 		},
 		{
 			name:  "unreadable control file",
@@ -235,12 +245,22 @@ func TestDiscoverBadInput(t *testing.T) {
 		{
 			name:  "EXTENSION without its control file",
 			files: map[string]string{"Makefile": "EXTENSION = x y\n", "x.control": "default_version = '1'\n"},
-			want:  []string{"Makefile:1: EXTENSION names \"y\"", "y.control"},
+			want:  []string{"Makefile: EXTENSION names \"y\"", "y.control", "add the control file or fix EXTENSION"},
 		},
 		{
-			name:  "MODULES from $(shell)",
-			files: map[string]string{"Makefile": "EXTENSION = x\nMODULES = $(shell ls *.c)\n", "x.control": "default_version = '1'\n"},
-			want:  []string{"Makefile:2: MODULES depends on $(shell ...)"},
+			name:  "a Makefile GNU make rejects",
+			files: map[string]string{"Makefile": "EXTENSION = x\nMODULES = x\n  not a rule or an assignment\n", "x.control": "default_version = '1'\n"},
+			want:  []string{"Makefile: GNU make rejects it", "Makefile:3: *** missing separator", "fix the Makefile"},
+		},
+		{
+			name:  "a Makefile that stops itself with $(error)",
+			files: map[string]string{"Makefile": "EXTENSION = x\nifneq ($(MAJORVERSION),99)\n$(error x needs PostgreSQL 99)\nendif\n", "x.control": "default_version = '1'\n"},
+			want:  []string{"Makefile: GNU make rejects it", "Makefile:3: *** x needs PostgreSQL 99.  Stop."},
+		},
+		{
+			name:  "control file without default_version",
+			files: map[string]string{"Makefile": "EXTENSION = x\nDATA = x--1.0.sql\n", "x.control": "comment = 'x'\nrelocatable = true\n"},
+			want:  []string{"x.control: no default_version", "add default_version = '<version>'"},
 		},
 		{
 			name:  "not a PGXS tree",
@@ -312,6 +332,9 @@ runtime-extensions = ["plpgsql"]
 PORTNAME = "linux"
 python_majorversion = ""
 with_python = "no"
+with_ssl = "openssl"
+with_uuid = "e2fs"
+with_zlib = "yes"
 [targets.linux-arm64]
 module-suffix = ".so"
 toolchain-libraries = ["openssl", "zlib", "libuuid"]
@@ -319,6 +342,9 @@ toolchain-libraries = ["openssl", "zlib", "libuuid"]
 PORTNAME = "linux"
 python_majorversion = ""
 with_python = "no"
+with_ssl = "openssl"
+with_uuid = "e2fs"
+with_zlib = "yes"
 
 [[extensions]]
 id = "alpha"
@@ -547,5 +573,118 @@ func TestGenerateIntentProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// fakeRational is a PGXS tree whose Makefile uses what the hand-written
+// evaluator could not read: define/endef, $(foreach) over $(.VARIABLES),
+// $(call) of a user function, ifeq/ifndef on the server version, an
+// include of a helper file and $(shell). Make reads it as the build does.
+var fakeRational = map[string]string{
+	"Makefile": `include mk/helpers.mk
+
+EXTENSION = $(call ext_name,rational)
+MODULE_big = $(EXTENSION)$(MODSUFFIX)
+OBJS = src/rational.o
+ifndef MODSUFFIX
+MODSUFFIX = _core
+endif
+
+# Version-gated data: every TESTS_<major> variable at or below the server.
+TESTS_13 = basic
+TESTS_15 = ordering
+TESTS_17 = future
+version_ge = $(shell test $(1) -ge $(2) && echo yes)
+define pick_tests
+$(strip $(foreach v,$(sort $(filter TESTS_%,$(.VARIABLES))),$(if $(call version_ge,$(MAJORVERSION),$(v:TESTS_%=%)),$($(v)))))
+endef
+REGRESS = $(call pick_tests) $(UNDEFINED_IN_REGRESS)
+
+DATA = $(foreach v,$(VERSIONS),sql/$(EXTENSION)--$(v).sql) $(wildcard sql/*--*--*.sql)
+DATA_built = sql/$(EXTENSION)--$(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control).sql
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# After PGXS, as in the build, the server's version is known.
+ifeq ($(MAJORVERSION),15)
+DATA += sql/$(EXTENSION)--pg15-compat.sql
+endif
+`,
+	"mk/helpers.mk":                     "ext_name = pg_$(1)\nVERSIONS = 0.0.1 0.0.2\n",
+	"pg_rational.control":               "comment = 'rationals'\ndefault_version = '0.0.2'\nmodule_pathname = '$libdir/pg_rational_core'\nrelocatable = true\n",
+	"sql/pg_rational--0.0.1--0.0.2.sql": "",
+	"src/rational.c":                    "void _PG_init(void) {}\n",
+}
+
+func TestDiscoverWhatMakeReads(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, fakeRational)
+	vars := withServerVersion(linuxVars, "15.18")
+	units, err := DiscoverSource(sources.Source{Name: "rational-src", Role: sources.RoleExtension}, root, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(units) != 1 {
+		t.Fatalf("units = %+v, want pg_rational only", units)
+	}
+	u := units[0]
+	if u.ID != "pg_rational" || u.NativeModule != "pg_rational_core" || u.ControlFile != "pg_rational.control" {
+		t.Errorf("unit = id %q module %q control %q, want pg_rational, pg_rational_core, pg_rational.control", u.ID, u.NativeModule, u.ControlFile)
+	}
+	wantData := []string{"sql/pg_rational--0.0.1--0.0.2.sql", "sql/pg_rational--0.0.1.sql", "sql/pg_rational--0.0.2.sql", "sql/pg_rational--pg15-compat.sql"}
+	if !reflect.DeepEqual(u.DataFiles, wantData) {
+		t.Errorf("data files = %v, want %v", u.DataFiles, wantData)
+	}
+	// REGRESS is information only: an undefined variable in it is what
+	// make makes of it (empty), not an error.
+	if !reflect.DeepEqual(u.Regress, []string{"basic", "ordering"}) {
+		t.Errorf("regress = %v, want [basic ordering] for server 15", u.Regress)
+	}
+	if len(u.Notes) != 0 {
+		t.Errorf("notes = %v, want none", u.Notes)
+	}
+	// Nothing was built or written into the tree.
+	var files []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			r, _ := filepath.Rel(root, p)
+			files = append(files, filepath.ToSlash(r))
+		}
+		return nil
+	})
+	if len(files) != len(fakeRational) {
+		t.Errorf("the tree has %v after discovery, want only the %d files written", files, len(fakeRational))
+	}
+}
+
+// A Makefile GNU make rejects stops the regeneration before anything is
+// written: the committed catalog keeps its bytes and no temporary file is
+// left in assets/generated.
+func TestRegenerateBadMakefileWritesNothing(t *testing.T) {
+	root := t.TempDir()
+	l := project.Layout{Root: root}
+	writeFiles(t, root, map[string]string{
+		"assets/sources.toml": "format-version = 1\n" +
+			"[[sources]]\nname = \"pg\"\nkind = \"archive\"\nrole = \"postgres\"\nversion = \"15.18\"\nsha256 = \"" + strings.Repeat("a", 64) + "\"\nurls = [\"https://example.invalid/pg.tar.bz2\"]\ntargets = [\"linux-amd64\"]\n" +
+			"[[sources]]\nname = \"bad\"\nkind = \"archive\"\nrole = \"extension\"\nversion = \"1.0\"\nsha256 = \"" + strings.Repeat("b", 64) + "\"\nurls = [\"https://example.invalid/bad.tar.gz\"]\ntargets = [\"linux-amd64\"]\n",
+		"assets/extensions.promoted.toml":          "format-version = 1\n[targets.linux-amd64]\nmodule-suffix = \".so\"\n[targets.linux-amd64.make-vars]\nPORTNAME = \"linux\"\n",
+		"assets/generated/extensions.catalog.json": "committed bytes\n",
+		"assets/checkouts/bad/Makefile":            "EXTENSION = bad\nMODULES = bad\n\tthis line starts with a tab outside a rule\n",
+		"assets/checkouts/bad/bad.control":         "default_version = '1.0'\n",
+	})
+	writeFiles(t, filepath.Join(root, "assets", "checkouts", "pg"), fakePostgres)
+	err := RegenerateCatalog(l)
+	if err == nil || !strings.Contains(err.Error(), "source bad: Makefile: GNU make rejects it") || !strings.Contains(err.Error(), "fix the Makefile") {
+		t.Fatalf("err = %v, want the Makefile make rejects, named", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(l.Generated(), CatalogFile))
+	if string(got) != "committed bytes\n" {
+		t.Errorf("the catalog was rewritten: %q", got)
+	}
+	entries, _ := os.ReadDir(l.Generated())
+	if len(entries) != 1 {
+		t.Errorf("assets/generated holds %d entries, want only the catalog", len(entries))
 	}
 }

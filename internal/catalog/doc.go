@@ -5,6 +5,8 @@
 // catalog and build plans in assets/generated/.
 //
 // Facts come from the trees themselves: control files are parsed with the
-// syntax PostgreSQL's configuration parser accepts, and Makefiles are read
-// with GNU make's variable rules, so a new PGXS tree needs no code change.
+// syntax PostgreSQL's configuration parser accepts, and Makefiles are
+// evaluated by GNU make itself, with the target's configure facts in a stub
+// PGXS (make.go), so whatever make accepts is read as the build reads it and
+// a new PGXS tree needs no code change.
 package catalog

@@ -33,10 +33,12 @@ func configureFlags(vars map[string]string) []string {
 
 // TestE2EMakeAgrees configures the real PostgreSQL tree with the
 // linux-amd64 make-vars and asks GNU make itself for the variables discovery
-// reads, in every contrib folder: make and the catalog's Makefile reader must
-// agree (for SHLIB_LINK, the libraries make links must be among the
-// catalog's native dependencies, which may list more: the candidates of
-// $(filter ..., $(LIBS))). It runs configure, about a minute on two cores.
+// reads, in every contrib folder: the configured tree's make and discovery's
+// make over the stub PGXS of the make-vars must agree. For SHLIB_LINK the
+// libraries the configured make links must be among the catalog's native
+// dependencies, which may list more: the stub names the library of a
+// language the target does not configure (perl_embed_ldflags = -lperl). It
+// runs configure, about a minute on two cores.
 func TestE2EMakeAgrees(t *testing.T) {
 	e2e.Require(t)
 	e2e.MustRun(t, "sources", "fetch", "--target", "linux-amd64")
@@ -67,7 +69,11 @@ func TestE2EMakeAgrees(t *testing.T) {
 		}
 	}
 
-	env := newMakeEnv(ti.MakeVars, false)
+	stub, err := newMakeStub(withServerVersion(ti.MakeVars, pg.Version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stub.Close()
 	exact := []string{"MODULE_big", "MODULES", "EXTENSION", "DATA", "DATA_built", "REGRESS"}
 	fields := append(append([]string{}, exact...), "SHLIB_LINK")
 	mks, _ := filepath.Glob(filepath.Join(src, "contrib", "*", "Makefile"))
@@ -77,7 +83,7 @@ func TestE2EMakeAgrees(t *testing.T) {
 	compared := 0
 	for _, mkPath := range mks {
 		dir := filepath.Base(filepath.Dir(mkPath))
-		mine, err := ReadMakefile(mkPath, env)
+		mine, err := stub.read(filepath.Dir(mkPath), "contrib/"+dir+"/Makefile", "unit.mk", unitFields)
 		if err != nil {
 			t.Errorf("%s: %v", dir, err)
 			continue
@@ -99,12 +105,12 @@ func TestE2EMakeAgrees(t *testing.T) {
 		}
 		for i, f := range fields {
 			want := sortedWords(lines[i])
-			got := sortedWords(strings.Join(mine.Get(f).Words(), " "))
+			got := sortedWords(mine[f].Text)
 			if f == "SHLIB_LINK" {
 				// The libraries make links must all be among the native
 				// dependencies the catalog derives ($(UUID_LIBS) -> libuuid).
-				gotDeps := nativeDeps(mine.Get(f))
-				for _, d := range nativeDeps(Value{Text: lines[i]}) {
+				gotDeps := nativeDeps(mine[f].Words())
+				for _, d := range nativeDeps(strings.Fields(lines[i])) {
 					if !contains(gotDeps, d) {
 						t.Errorf("%s: make links %q (%s), the catalog has native deps %v", dir, lines[i], d, gotDeps)
 					}

@@ -53,6 +53,9 @@ type PinRecord struct {
 	// executable bits, contents), recomputed by `sources verify`.
 	TreeSHA256 string `json:"tree-sha256"`
 	Route      string `json:"route"`
+	// TopFolder is the archive's single top-level folder, which extraction
+	// drops (any name: "pkg-1.0", "pkg-pkg_1_0").
+	TopFolder string `json:"top-folder,omitempty"`
 }
 
 // PinRecordPath is where the pin record of an archive checkout lives.
@@ -122,7 +125,8 @@ func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
 	}
 	defer removeTree(tmp)
 	tree := filepath.Join(tmp, "tree")
-	if err := f.extract(path, tree, s); err != nil {
+	top, err := f.extract(path, tree, s)
+	if err != nil {
 		return res, err
 	}
 	digest, err := TreeDigest(tree)
@@ -138,7 +142,7 @@ func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
 			return res, fmt.Errorf("%s exists without a pin record and differs from what %s %s extracts to (tree digest %s, want %s): move it away or delete it, then fetch again", dir, s.Name, s.Version, have, digest)
 		}
 		res.Action = ActionAdopted
-		return res, writePinRecord(recPath, s, digest, route)
+		return res, writePinRecord(recPath, s, digest, route, top)
 	}
 	// Drop the old record first: a record must never describe a tree it
 	// does not match.
@@ -153,11 +157,11 @@ func (f *Fetcher) fetchArchive(ctx context.Context, s Source) (Result, error) {
 	if err := os.Rename(tree, dir); err != nil {
 		return res, fmt.Errorf("move checkout into place: %w", err)
 	}
-	return res, writePinRecord(recPath, s, digest, route)
+	return res, writePinRecord(recPath, s, digest, route, top)
 }
 
-func writePinRecord(path string, s Source, digest, route string) error {
-	b, _ := json.MarshalIndent(PinRecord{FormatVersion: 1, Name: s.Name, Version: s.Version, SHA256: s.SHA256, TreeSHA256: digest, Route: route}, "", "  ")
+func writePinRecord(path string, s Source, digest, route, top string) error {
+	b, _ := json.MarshalIndent(PinRecord{FormatVersion: 1, Name: s.Name, Version: s.Version, SHA256: s.SHA256, TreeSHA256: digest, Route: route, TopFolder: top}, "", "  ")
 	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write pin record: %w", err)
 	}
@@ -165,11 +169,14 @@ func writePinRecord(path string, s Source, digest, route string) error {
 }
 
 // extract unpacks the cached archive into dest (which must not exist),
-// dropping the single top-level folder.
-func (f *Fetcher) extract(path, dest string, s Source) error {
+// dropping the single top-level folder, and returns that folder's name.
+// The folder may have any name (release tarballs from git hosts name it
+// after the tag, not the version); the version is what sources.toml
+// declares, and the sha256 is what pins the content.
+func (f *Fetcher) extract(path, dest string, s Source) (string, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer file.Close()
 	var raw io.Reader = file
@@ -181,10 +188,11 @@ func (f *Fetcher) extract(path, dest string, s Source) error {
 	magic, _ := br.Peek(6)
 	dec, err := decompressorFor(magic)
 	if err != nil {
-		return fmt.Errorf("%s (%s %s): %w", path, s.Name, s.Version, err)
+		return "", fmt.Errorf("%s (%s %s): %w", path, s.Name, s.Version, err)
 	}
-	// Keep the start of the tar stream to read the top-level folder name.
-	head := &headBuffer{max: 64 << 10}
+	// A second tar reader sees the same stream and lists every top-level
+	// entry: stripping one component of several would merge their trees.
+	tops := newTopLevel()
 	tee := func(raw io.Reader) (io.Reader, io.Closer, error) {
 		r, c := raw, io.Closer(nil)
 		if dec != nil {
@@ -193,53 +201,101 @@ func (f *Fetcher) extract(path, dest string, s Source) error {
 				return nil, nil, err
 			}
 		}
-		return io.TeeReader(r, head), c, nil
+		return io.TeeReader(r, tops), c, nil
 	}
-	if err := archive.Extract(br, dest, archive.ExtractOptions{StripComponents: 1, SHA256: s.SHA256, Decompress: tee}); err != nil {
-		return fmt.Errorf("extract %s %s: %w", s.Name, s.Version, err)
-	}
-	top, err := topFolder(head.buf.Bytes())
+	err = archive.Extract(br, dest, archive.ExtractOptions{StripComponents: 1, SHA256: s.SHA256, Decompress: tee})
+	names, topErr := tops.finish(err)
 	if err != nil {
-		return fmt.Errorf("extract %s %s: %w", s.Name, s.Version, err)
+		return "", fmt.Errorf("extract %s %s: %w", s.Name, s.Version, err)
 	}
-	if !strings.HasSuffix(top, "-"+s.Version) && !strings.HasSuffix(top, "_"+s.Version) {
-		return fmt.Errorf("the archive with sha256 %s unpacks to %s/, which does not name version %q: correct version (or sha256) of source %q in sources.toml", s.SHA256, top, s.Version, s.Name)
+	if topErr != nil {
+		return "", fmt.Errorf("extract %s %s: %w", s.Name, s.Version, topErr)
 	}
-	return nil
-}
-
-// headBuffer keeps the first max bytes written to it.
-type headBuffer struct {
-	buf bytes.Buffer
-	max int
-}
-
-// Write keeps what still fits and reports everything as written.
-func (h *headBuffer) Write(p []byte) (int, error) {
-	if room := h.max - h.buf.Len(); room > 0 {
-		if len(p) < room {
-			room = len(p)
+	switch {
+	case len(names) == 0:
+		return "", fmt.Errorf("the archive with sha256 %s of source %q is empty: correct sha256 (or urls) in sources.toml", s.SHA256, s.Name)
+	case len(names) > 1 || !names[0].dir:
+		var list []string
+		for _, n := range names {
+			list = append(list, n.String())
 		}
-		h.buf.Write(p[:room])
+		return "", fmt.Errorf("the archive with sha256 %s of source %q has %d top-level entries (%s), not one folder: pin a release tarball whose files sit in one folder, or repack this one as <folder>/... and pin that",
+			s.SHA256, s.Name, len(names), strings.Join(list, ", "))
+	}
+	return names[0].name, nil
+}
+
+// topLevel reads a tar stream written to it and collects its distinct
+// top-level entries (PAX global headers skipped).
+type topLevel struct {
+	pw    *io.PipeWriter
+	done  chan struct{}
+	names []topEntry
+	err   error
+}
+
+type topEntry struct {
+	name string
+	dir  bool // a folder (or something inside one), not a top-level file
+}
+
+func (e topEntry) String() string {
+	if e.dir {
+		return e.name + "/"
+	}
+	return e.name
+}
+
+func newTopLevel() *topLevel {
+	pr, pw := io.Pipe()
+	t := &topLevel{pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		seen := map[string]int{}
+		tr := tar.NewReader(pr)
+		for {
+			hdr, err := tr.Next()
+			if err != nil {
+				if err != io.EOF {
+					t.err = fmt.Errorf("list the top-level entries: %w", err)
+				}
+				break
+			}
+			if hdr.Typeflag == tar.TypeXGlobalHeader {
+				continue
+			}
+			name := strings.TrimLeft(strings.TrimPrefix(hdr.Name, "./"), "/")
+			top, _, nested := strings.Cut(name, "/")
+			if top == "" || top == "." {
+				continue
+			}
+			dir := nested || hdr.Typeflag == tar.TypeDir
+			if i, ok := seen[top]; ok {
+				t.names[i].dir = t.names[i].dir || dir
+				continue
+			}
+			seen[top] = len(t.names)
+			t.names = append(t.names, topEntry{name: top, dir: dir})
+		}
+		io.Copy(io.Discard, pr) // let the extractor finish writing
+	}()
+	return t
+}
+
+// Write passes p to the listing reader.
+func (t *topLevel) Write(p []byte) (int, error) {
+	if _, err := t.pw.Write(p); err != nil {
+		return 0, err
 	}
 	return len(p), nil
 }
 
-// topFolder reads the single top-level folder name from the start of a tar
-// stream (PAX global headers skipped).
-func topFolder(head []byte) (string, error) {
-	tr := tar.NewReader(bytes.NewReader(head))
-	for {
-		hdr, err := tr.Next()
-		if err != nil {
-			return "", fmt.Errorf("read the first entry of the tarball: %w", err)
-		}
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
-		top, _, _ := strings.Cut(strings.TrimPrefix(hdr.Name, "./"), "/")
-		return top, nil
-	}
+// finish ends the stream (with the extractor's error, if any) and returns
+// the top-level entries in stream order.
+func (t *topLevel) finish(extractErr error) ([]topEntry, error) {
+	t.pw.CloseWithError(extractErr)
+	<-t.done
+	return t.names, t.err
 }
 
 // decompressorFor picks the decompressor from the file's first bytes (the

@@ -445,19 +445,78 @@ func TestArchiveAdoptsIdenticalTree(t *testing.T) {
 	noLeftovers(t, f.Checkouts)
 }
 
-func TestArchiveVersionMustMatchTopFolder(t *testing.T) {
+// A release tarball from a git host names its folder after the tag, not
+// the version: it is fetched, verified and its folder recorded, and the
+// declared version stays.
+func TestArchiveTagNamedFolder(t *testing.T) {
 	srv := newTarballServer(t)
-	body := releaseTarball(t, "1.0")
-	s := archiveSource("2.0", body, srv.add("/pkg.tar.gz", body))
+	top := "pkg-pkg_1_0/"
+	body := makeTarGz(t, []tarFile{
+		{name: top, typ: tar.TypeDir, mode: 0o755},
+		{name: top + "pkg.control", body: "default_version = '1.0'\n"},
+		{name: top + "sql/", typ: tar.TypeDir, mode: 0o755},
+		{name: top + "sql/pkg--1.0.sql", body: "SELECT 1;\n"},
+	})
+	s := archiveSource("1.0", body, srv.add("/pkg_1_0.tar.gz", body))
 	f := newTestFetcher(t)
-	_, err := f.Fetch(context.Background(), s)
-	if err == nil || !strings.Contains(err.Error(), `unpacks to pkg-1.0/, which does not name version "2.0"`) {
-		t.Fatalf("err = %v", err)
+	if _, err := f.Fetch(context.Background(), s); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(f.Dir("pkg")); !os.IsNotExist(err) {
-		t.Fatal("a refused archive left a checkout")
+	if got := readFile(t, filepath.Join(f.Dir("pkg"), "sql", "pkg--1.0.sql")); got != "SELECT 1;\n" {
+		t.Fatalf("sql/pkg--1.0.sql = %q", got)
+	}
+	rec, err := readPinRecord(f.PinRecordPath("pkg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.TopFolder != "pkg-pkg_1_0" || rec.Version != "1.0" || rec.SHA256 != s.SHA256 {
+		t.Fatalf("pin record %+v, want top-folder pkg-pkg_1_0, version 1.0", rec)
+	}
+	if err := f.Verify(s); err != nil {
+		t.Fatal(err)
 	}
 	noLeftovers(t, f.Checkouts)
+}
+
+// Stripping the top level of an archive with several top-level entries
+// would merge their trees or drop files: refused, naming the entries and
+// the fix, and nothing is left behind.
+func TestArchiveSeveralTopLevelEntries(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []tarFile
+		want  string
+	}{
+		{"two folders", []tarFile{
+			{name: "a-1.0/", typ: tar.TypeDir, mode: 0o755},
+			{name: "a-1.0/x.c", body: "x"},
+			{name: "b-1.0/y.c", body: "y"},
+		}, "has 2 top-level entries (a-1.0/, b-1.0/), not one folder: pin a release tarball whose files sit in one folder"},
+		{"a folder and a file", []tarFile{
+			{name: "./a-1.0/x.c", body: "x"},
+			{name: "./NOTICE", body: "n"},
+		}, "has 2 top-level entries (a-1.0/, NOTICE)"},
+		{"a file only", []tarFile{{name: "README", body: "r"}}, "has 1 top-level entries (README), not one folder"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newTarballServer(t)
+			body := makeTarGz(t, tc.files)
+			s := archiveSource("1.0", body, srv.add("/pkg.tar.gz", body))
+			f := newTestFetcher(t)
+			_, err := f.Fetch(context.Background(), s)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if _, err := os.Stat(f.Dir("pkg")); !os.IsNotExist(err) {
+				t.Fatal("a refused archive left a checkout")
+			}
+			if _, err := os.Stat(f.PinRecordPath("pkg")); !os.IsNotExist(err) {
+				t.Fatal("a refused archive left a pin record")
+			}
+			noLeftovers(t, f.Checkouts)
+		})
+	}
 }
 
 func TestArchiveCancelledDownloadLeavesNothing(t *testing.T) {
