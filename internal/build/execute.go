@@ -29,6 +29,12 @@ func (b *Builder) Execute(ctx context.Context) (*buildrecord.Record, error) {
 		return nil, err
 	}
 	defer lk.Unlock()
+	// The lock was free, so whoever held it before is gone: end what a
+	// build killed with SIGKILL left running, before its temporary outputs
+	// are removed (a running step could still write into them).
+	if err := b.claim(ctx); err != nil {
+		return nil, err
+	}
 	if err := b.records.CleanTmp(); err != nil {
 		return nil, fmt.Errorf("remove interrupted outputs: %w", err)
 	}
@@ -394,4 +400,23 @@ func atPin(checkouts string, src sources.Source) bool {
 		return err == nil && strings.TrimSpace(string(head)) == src.Commit
 	}
 	return false
+}
+
+// claim makes the runner remove the steps a dead build of the output root
+// left running and label this build's steps with it (the caller holds the
+// build lock).
+func (b *Builder) claim(ctx context.Context) error {
+	root, err := filepath.Abs(b.out)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	n, err := b.runner.Claim(ctx, runner.Owner{OutputRoot: root, Holder: fmt.Sprintf("pid %d on %s", os.Getpid(), host)})
+	if err != nil {
+		return fmt.Errorf("end the steps of an earlier build of %s: %w", rel(b.root, b.out), err)
+	}
+	if n > 0 {
+		fmt.Fprintf(b.log, "build: removed %d step(s) that a killed build of %s left running\n", n, rel(b.root, b.out))
+	}
+	return nil
 }

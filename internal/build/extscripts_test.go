@@ -33,16 +33,20 @@ func TestExtScriptsStrayFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// pg_config answers what ext.sh asks (the real one resolves its own
-	// location the same way).
-	pgConfig := "#!/bin/sh\ncase $1 in --bindir) echo " + dirs["bin"] + " ;; --cppflags) echo -D_GNU_SOURCE ;; *) exit 1 ;; esac\n"
+	// pg_config answers what ext.sh asks: all its answers, as the real one
+	// prints them without arguments, and --bindir (the real one resolves
+	// its own location the same way).
+	calls := filepath.Join(tmp, "pg_config.calls")
+	pgConfig := "#!/bin/sh\necho \"run $*\" >>" + calls + "\ncase ${1:-} in '') printf 'BINDIR = %s\\nCPPFLAGS = -D_GNU_SOURCE\\n' " + dirs["bin"] + " ;; --bindir) echo " + dirs["bin"] + " ;; --cppflags) echo -D_GNU_SOURCE ;; *) exit 1 ;; esac\n"
 	if err := os.WriteFile(filepath.Join(dirs["bin"], "pg_config"), []byte(pgConfig), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	install := "install:\n" +
 		"\tmkdir -p $(DESTDIR)$(PREFIX)/lib/postgresql $(DESTDIR)$(PREFIX)/share/postgresql/extension\n" +
 		"\techo so >$(DESTDIR)$(PREFIX)/lib/postgresql/$(ID).so\n" +
-		"\techo ctl >$(DESTDIR)$(PREFIX)/share/postgresql/extension/$(ID).control\n"
+		"\techo ctl >$(DESTDIR)$(PREFIX)/share/postgresql/extension/$(ID).control\n" +
+		// PGXS asks pg_config like this, through PG_CONFIG.
+		"\techo $(shell $(PG_CONFIG) --bindir) >$(DESTDIR)$(PREFIX)/share/postgresql/extension/$(ID).bindir\n"
 	for id, extra := range map[string]string{
 		"good":  "",
 		"stray": "\tmkdir -p $(DESTDIR)/etc && echo x >$(DESTDIR)/etc/stray.conf\n",
@@ -86,7 +90,16 @@ func TestExtScriptsStrayFile(t *testing.T) {
 			t.Errorf("good was not kept: %v\n%s", err, out)
 		}
 	}
-	if !strings.Contains(string(out), "== built good (2 files)") {
+	if !strings.Contains(string(out), "== built good (3 files)") {
 		t.Errorf("no progress line for good:\n%s", out)
+	}
+	// The runtime's pg_config ran once for all its answers and once to
+	// check the recorded --bindir against it; each extension's make read
+	// the recorded script.
+	if got, _ := os.ReadFile(calls); string(got) != "run \nrun --bindir\n" {
+		t.Errorf("pg_config runs: %q, want one without arguments and one --bindir", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dirs["out"], "good", "share", "postgresql", "extension", "good.bindir")); strings.TrimSpace(string(got)) != dirs["bin"] {
+		t.Errorf("the make of good read --bindir %q, want %s", got, dirs["bin"])
 	}
 }

@@ -9,14 +9,21 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
-// LabelStage is the container label naming the stage a container runs; tests
-// and people find leftover containers with it.
-const LabelStage = "io.pgxtask.stage"
+// Container labels of every build step: the stage it runs, the output root
+// of the build (a later build of that root removes containers left by a dead
+// one) and the process that held the build lock. Tests and people find
+// leftover containers with them.
+const (
+	LabelStage      = "io.pgxtask.stage"
+	LabelOutputRoot = "io.pgxtask.output-root"
+	LabelHolder     = "io.pgxtask.holder"
+)
 
 // Docker runs steps in containers through the Docker Engine API. It
 // honours DOCKER_HOST and the other DOCKER_* variables. The engine client
@@ -27,6 +34,8 @@ type Docker struct {
 	// CCacheVolume is the docker volume of the compiler cache ("" =
 	// DefaultCCacheVolume).
 	CCacheVolume string
+	// owner labels every container (set by Claim).
+	owner Owner
 }
 
 // NewDocker connects to the engine named by the environment and checks
@@ -97,6 +106,10 @@ func (r *Docker) Run(ctx context.Context, step Step, log io.Writer) (err error) 
 		WorkingDir: step.WorkDir,
 		Labels:     map[string]string{LabelStage: step.Stage},
 	}
+	if r.owner.OutputRoot != "" {
+		cfg.Labels[LabelOutputRoot] = r.owner.OutputRoot
+		cfg.Labels[LabelHolder] = r.owner.Holder
+	}
 	host := &container.HostConfig{}
 	for _, m := range step.Mounts {
 		mt := mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
@@ -161,6 +174,26 @@ func (r *Docker) Run(ctx context.Context, step Step, log io.Writer) (err error) 
 		}
 		return nil
 	}
+}
+
+// Claim implements Runner: it force-removes every container labelled with
+// owner's output root (running or not; the caller holds the lock, so their
+// build is dead) and labels the containers it starts from now on.
+func (r *Docker) Claim(ctx context.Context, owner Owner) (int, error) {
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", LabelOutputRoot+"="+owner.OutputRoot))})
+	if err != nil {
+		return 0, fmt.Errorf("list the containers of earlier builds of %s: %w", owner.OutputRoot, err)
+	}
+	n := 0
+	for _, c := range list {
+		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
+			return n, fmt.Errorf("remove container %.12s of a dead build (%s, stage %s): %w", c.ID, c.Labels[LabelHolder], c.Labels[LabelStage], err)
+		}
+		n++
+	}
+	r.owner = owner
+	return n, nil
 }
 
 // isNotFound reports an engine "no such object" error.

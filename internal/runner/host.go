@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -24,7 +25,14 @@ import (
 type Host struct {
 	// CCacheDir is the host compiler cache folder (mapped from CCacheMount).
 	CCacheDir string
+	// steps is where running steps are recorded (set by Claim).
+	steps string
 }
+
+// stepsDir is the folder of the output root where the host runner records
+// the process group of each running step, so that the next holder of the
+// build lock can end the groups of a build that was killed.
+const stepsDir = ".host-steps"
 
 // Name implements Runner.
 func (r *Host) Name() string { return HostName }
@@ -107,7 +115,14 @@ func (r *Host) Run(ctx context.Context, step Step, log io.Writer) error {
 	// Cancellation ends the whole process group (make and its children).
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("stage %s: run %s: %w", step.Stage, args[0], err)
+	}
+	record := r.record(cmd.Process.Pid)
+	err = cmd.Wait()
+	if record != "" {
+		os.Remove(record)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -119,6 +134,73 @@ func (r *Host) Run(ctx context.Context, step Step, log io.Writer) error {
 		return fmt.Errorf("stage %s: run %s: %w", step.Stage, args[0], err)
 	}
 	return nil
+}
+
+// record notes a running step's process group in the output root; "" when
+// the runner has no owner (no Claim) or the note cannot be written (the
+// step still runs; only the clean-up after a SIGKILL loses it).
+func (r *Host) record(pid int) string {
+	if r.steps == "" {
+		return ""
+	}
+	p := filepath.Join(r.steps, strconv.Itoa(pid))
+	if err := os.WriteFile(p, []byte(processStart(pid)), 0o644); err != nil {
+		return ""
+	}
+	return p
+}
+
+// Claim implements Runner: it kills the process group of every step a dead
+// build of owner's output root recorded (when the process is still the one
+// recorded: same start time on Linux) and records this build's steps there
+// from now on.
+func (r *Host) Claim(ctx context.Context, owner Owner) (int, error) {
+	r.steps = filepath.Join(owner.OutputRoot, stepsDir)
+	if err := os.MkdirAll(r.steps, 0o755); err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir(r.steps)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		p := filepath.Join(r.steps, e.Name())
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			os.Remove(p)
+			continue
+		}
+		want, _ := os.ReadFile(p)
+		if start := processStart(pid); start != "" && start == string(want) {
+			if syscall.Kill(-pid, syscall.SIGKILL) == nil {
+				n++
+			}
+		}
+		os.Remove(p)
+	}
+	return n, nil
+}
+
+// processStart identifies a running process beyond its pid, which the
+// system reuses: its start time in clock ticks since boot (field 22 of
+// /proc/<pid>/stat) on Linux; "" elsewhere or when pid is not running.
+func processStart(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name (field 2) may hold spaces: count after its ")".
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
 }
 
 // pathMap maps container paths to host paths, longest first.

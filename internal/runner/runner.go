@@ -99,8 +99,25 @@ type Runner interface {
 	// files a step reads. The host runner maps the env and the command
 	// only: a path written into a job file must be the host path then.
 	MapsFiles() bool
+	// Claim is called by a build that holds the build lock of
+	// owner.OutputRoot. It stops and removes every step that an earlier
+	// holder of that lock left running (a build killed with SIGKILL cannot
+	// clean up, and since the lock is free its holder is dead) and marks
+	// the runner's steps from now on as owner's. It returns how many steps
+	// it removed.
+	Claim(ctx context.Context, owner Owner) (removed int, err error)
 	// Close releases what the runner holds (the engine connection).
 	Close() error
+}
+
+// Owner names the build a runner's steps belong to.
+type Owner struct {
+	// OutputRoot is the absolute output root whose build lock the build
+	// holds.
+	OutputRoot string
+	// Holder names the process holding the lock ("pid 123 on host"), for
+	// people reading labels.
+	Holder string
 }
 
 // ExitError reports a step that ran and exited with a non-zero status.
