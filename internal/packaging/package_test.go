@@ -213,6 +213,13 @@ extension-compressed = 10
 	if len(r.Violations) != 1 || !strings.Contains(r.Violations[0], "bundle linux-amd64") || len(r.Contributors(3)) != 3 {
 		t.Errorf("with --limit 100: %v, %v", r.Violations, r.Contributors(3))
 	}
+	// A packaged target without limits fails the gate: it would check nothing.
+	os.WriteFile(limitsFile, []byte("format-version = 1\n[targets.linux-arm64]\nbundle-compressed = 5\n"), 0o644)
+	if other, err := LoadSizeLimits(limitsFile); err != nil {
+		t.Fatal(err)
+	} else if r := MeasureSizes(res.Dir, res.Manifest, other, 0); len(r.Violations) != 1 || !strings.Contains(r.Violations[0], "target linux-amd64 has no limits") {
+		t.Errorf("a target without limits: %v", r.Violations)
+	}
 	os.WriteFile(limitsFile, []byte("format-version = 1\n[targets.linux-amd64]\nbundle-compresed = 5\n"), 0o644)
 	if _, err := LoadSizeLimits(limitsFile); err == nil || !strings.Contains(err.Error(), "bundle-compresed") {
 		t.Errorf("typo accepted: %v", err)

@@ -110,8 +110,12 @@ type SizeReport struct {
 func MeasureSizes(distDir string, m *dist.Manifest, limits *SizeLimits, bundleLimit int64) *SizeReport {
 	r := &SizeReport{Target: m.Target, Dist: distDir, Violations: []string{}}
 	var tl TargetLimits
+	missing := false
 	if limits != nil {
-		tl = limits.Targets[m.Target]
+		tl, missing = limits.Targets[m.Target], false
+		if _, ok := limits.Targets[m.Target]; !ok {
+			missing = true
+		}
 	}
 	if bundleLimit > 0 {
 		tl.BundleCompressed = bundleLimit
@@ -146,6 +150,11 @@ func MeasureSizes(distDir string, m *dist.Manifest, limits *SizeLimits, bundleLi
 	}
 	if tl.BundleExpanded > 0 && r.BundleExpanded > tl.BundleExpanded {
 		r.Violations = append(r.Violations, fmt.Sprintf("bundle %s: %s expanded, limit %s", m.Target, human(r.BundleExpanded), human(tl.BundleExpanded)))
+	}
+	// A packaged target without limits could never fail the gate.
+	if missing && bundleLimit <= 0 {
+		r.Violations = append(r.Violations, fmt.Sprintf("target %s has no limits in assets/package-size.toml, so nothing here is checked: add [targets.%s] with limits about 10%% above this dist (bundle %s compressed, %s expanded)",
+			m.Target, m.Target, human(r.BundleCompressed), human(r.BundleExpanded)))
 	}
 	return r
 }
