@@ -175,3 +175,63 @@ func BenchmarkColdBuild(b *testing.B) {
 // coldBuildIterations counts BenchmarkColdBuild's iterations in this
 // process: the rotation of the builds goes on across invocations.
 var coldBuildIterations int
+
+// BenchmarkCrossBuild compares a cold linux-arm64 cross build with a cold
+// linux-amd64 build of the same plan, in the same run and in a rotated
+// order: the compile stages (runtime, contrib, pgxs) of each in a fresh
+// output root, with the default options. Goal: arm64 at most 1.15× amd64.
+// The emulated stage (the template's initdb) is timed apart: it is allowed
+// to be slow. ~10 minutes per iteration here: set PGXTASK_BENCH_COLD=1.
+func BenchmarkCrossBuild(b *testing.B) {
+	if os.Getenv("PGXTASK_BENCH_COLD") != "1" {
+		b.Skip("set PGXTASK_BENCH_COLD=1 (several minutes per iteration)")
+	}
+	l := benchLayout(b)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	targets := []string{"linux-amd64", "linux-arm64"}
+	compile := map[string][]time.Duration{}
+	template := map[string][]time.Duration{}
+	for i := 0; i < b.N; i++ {
+		for k := range targets {
+			t := targets[(crossBuildIterations+k)%len(targets)]
+			root := b.TempDir()
+			run := func(only string) time.Duration {
+				start := time.Now()
+				bo, err := build.New(ctx, build.Options{Layout: l, Target: t, Runner: build.RunnerDocker,
+					Jobs: 2, OutputRoot: root, Only: only, Log: os.Stderr})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer bo.Close()
+				if _, err := bo.Execute(ctx); err != nil {
+					b.Fatal(err)
+				}
+				return time.Since(start)
+			}
+			var c time.Duration
+			for _, only := range []string{"runtime", "contrib", "pgxs"} {
+				c += run(only)
+			}
+			tp := run("pgdata-template")
+			compile[t] = append(compile[t], c)
+			template[t] = append(template[t], tp)
+			fmt.Fprintf(os.Stderr, "bench: iteration %d: %s compile stages %.1f s, template %.1f s\n", crossBuildIterations+1, t, c.Seconds(), tp.Seconds())
+			os.RemoveAll(root)
+		}
+		crossBuildIterations++
+	}
+	amd, arm := perf.Summarize(compile["linux-amd64"]), perf.Summarize(compile["linux-arm64"])
+	ratio := arm.P50Micros / amd.P50Micros
+	fmt.Fprintf(os.Stderr, "bench: %d iteration(s): compile stages linux-arm64 %.1f s against linux-amd64 %.1f s: %.3f× (goal ≤ 1.15×)\n",
+		b.N, arm.P50Micros/1e6, amd.P50Micros/1e6, ratio)
+	b.ReportMetric(amd.AverageMicros/1e6, "amd64-compile-s/op")
+	b.ReportMetric(arm.AverageMicros/1e6, "arm64-compile-s/op")
+	b.ReportMetric(ratio, "arm64/amd64")
+	b.ReportMetric(perf.Summarize(template["linux-amd64"]).AverageMicros/1e6, "amd64-template-s/op")
+	b.ReportMetric(perf.Summarize(template["linux-arm64"]).AverageMicros/1e6, "arm64-template-s/op")
+}
+
+// crossBuildIterations carries BenchmarkCrossBuild's rotation across
+// invocations.
+var crossBuildIterations int
