@@ -15,9 +15,9 @@ type ProjectReport struct {
 	Sources []SourceReport `json:"sources"`
 	// Archives are the archive pins audited against apt's source index.
 	Archives  []ArchiveReport `json:"archives"`
-	Errors    []string       `json:"errors"`
-	Undecided int            `json:"undecided"`
-	Stale     int            `json:"stale"`
+	Errors    []string        `json:"errors"`
+	Undecided int             `json:"undecided"`
+	Stale     int             `json:"stale"`
 	// Audited is the number of sources asked for.
 	Audited int `json:"-"`
 	// DecisionsPath names the decisions file in messages.
