@@ -120,6 +120,16 @@ func (mx Matrix) Outputs() ([][2]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cross []NativeJob
+	for _, j := range mx.Native {
+		if j.CrossSmoke {
+			cross = append(cross, j)
+		}
+	}
+	crossJSON, err := json.Marshal(map[string]any{"include": nonNil(cross)})
+	if err != nil {
+		return nil, err
+	}
 	aot, err := json.Marshal(map[string]any{"include": nonNilAOT(mx.AOT)})
 	if err != nil {
 		return nil, err
@@ -134,6 +144,8 @@ func (mx Matrix) Outputs() ([][2]string, error) {
 		{"wasix", b(mx.WASIX)},
 		{"has-native", b(len(mx.Native) > 0)},
 		{"native", string(native)},
+		{"has-cross", b(len(cross) > 0)},
+		{"cross", string(crossJSON)},
 		{"has-aot", b(len(mx.AOT) > 0)},
 		{"aot", string(aot)},
 	}, nil
