@@ -75,12 +75,11 @@ func logicalLines(data string) []logicalLine {
 }
 
 var (
-	digestRE   = regexp.MustCompile(`@sha256:[0-9a-f]{64}$`)
-	hex64RE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	argRefRE   = regexp.MustCompile(`^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$`)
-	segSplitRE = regexp.MustCompile(`&&|\|\||;`)
-	latestRE   = regexp.MustCompile(`(?i)(/latest(/|$)|[:@]latest\b|releases/latest)`)
-	fetchRE    = regexp.MustCompile(`(^|[\s;&|(])(curl|wget)\s`)
+	digestRE = regexp.MustCompile(`@sha256:[0-9a-f]{64}$`)
+	hex64RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	argRefRE = regexp.MustCompile(`^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$`)
+	latestRE = regexp.MustCompile(`(?i)(/latest(/|$)|[:@]latest\b|releases/latest)`)
+	fetchRE  = regexp.MustCompile(`(^|[\s;&|(])(curl|wget)\s`)
 )
 
 type argDecl struct {
@@ -194,88 +193,177 @@ func checkDockerfile(file, data string, tc sources.Toolchain) []Problem {
 	return probs
 }
 
-// checkRun checks the downloads of one RUN instruction.
+// command is one simple command of a RUN line and the shell operator that
+// joins it to the command before it ("" for the first).
+type command struct {
+	op   string
+	text string
+}
+
+var shellOpRE = regexp.MustCompile(`&&|\|\||;|\|`)
+
+// commands splits a RUN body at &&, ||, ; and |. Quotes are not parsed: the
+// recipe's download lines hold no operators inside quotes, and a line that
+// does is refused rather than misread.
+func commands(body string) []command {
+	var out []command
+	op := ""
+	last := 0
+	for _, loc := range shellOpRE.FindAllStringIndex(body, -1) {
+		out = append(out, command{op: op, text: strings.TrimSpace(body[last:loc[0]])})
+		op = body[loc[0]:loc[1]]
+		last = loc[1]
+	}
+	return append(out, command{op: op, text: strings.TrimSpace(body[last:])})
+}
+
+// commandTool is the program a command runs, past VAR=value prefixes.
+func commandTool(text string) string {
+	for _, w := range strings.Fields(text) {
+		if strings.Contains(w, "=") && !strings.HasPrefix(w, "-") {
+			continue
+		}
+		return w
+	}
+	return ""
+}
+
+// partSuffix names a download before its check: the only file a download
+// may write. The verified name exists only after sha256sum passed.
+const partSuffix = ".part"
+
+// checkRun checks the downloads of one RUN instruction. A download has one
+// shape, recognised exactly (the verified-download pattern):
+//
+//	curl ... -o F.part "${X_URL}" && echo "${X_SHA256}  F.part" | sha256sum -c - && mv F.part F
+//
+// on an unbroken && chain from the start of the RUN, with F.part named
+// nowhere else. So a file under its verified name F exists only after its
+// sha256 matched: a failed check stops the chain before the mv, a `|| true`
+// or `;` that would let the step go on is refused, and so is any use of the
+// unverified F.part (extracting or running it before or instead of the
+// check).
 func checkRun(file string, ll logicalLine, body string, args map[string]argDecl, used map[string]bool) []Problem {
 	var probs []Problem
 	add := func(rule, format string, a ...any) {
 		probs = append(probs, Problem{File: file, Line: ll.n, Rule: rule, Message: fmt.Sprintf(format, a...)})
 	}
-	for _, seg := range segSplitRE.Split(body, -1) {
-		pipes := strings.Split(seg, "|")
-		for pi, cmd := range pipes {
-			words := strings.Fields(cmd)
-			tool := ""
-			for _, w := range words {
-				if strings.Contains(w, "=") && !strings.HasPrefix(w, "-") {
-					continue // VAR=value prefix
+	cmds := commands(body)
+	for ci, c := range cmds {
+		tool := commandTool(c.text)
+		if tool != "curl" && tool != "wget" {
+			continue
+		}
+		if ci+1 < len(cmds) && cmds[ci+1].op == "|" {
+			next := commandTool(cmds[ci+1].text)
+			if next == "sh" || next == "bash" || strings.HasSuffix(next, "/sh") || strings.HasSuffix(next, "/bash") {
+				add(RulePipeShell, "%s output is piped into %s: download to a file, check its sha256, then run it", tool, next)
+				continue
+			}
+		}
+		words := strings.Fields(c.text)
+		var out, url string
+		for i := 0; i < len(words); i++ {
+			w := strings.Trim(words[i], `"'`)
+			switch {
+			case (tool == "curl" && (w == "-o" || w == "--output")) || (tool == "wget" && (w == "-O" || w == "--output-document")):
+				if i+1 < len(words) {
+					out = strings.Trim(words[i+1], `"'`)
+					i++
 				}
-				tool = w
+			case strings.HasPrefix(w, "--output="), strings.HasPrefix(w, "--output-document="):
+				_, out, _ = strings.Cut(w, "=")
+			case strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") || strings.HasPrefix(w, "$"):
+				url = w
+			}
+		}
+		if latestRE.MatchString(url) {
+			add(RuleLatest, "%s fetches a moving \"latest\" URL %s: pin a version in assets/sources.toml", tool, url)
+		}
+		if out == "" || out == "-" {
+			add(RuleDownloadPin, "%s %s does not write to a file: download to F%s, check it with sha256sum -c, then mv it to F", tool, url, partSuffix)
+			continue
+		}
+		if url == "" {
+			add(RuleDownloadPin, "%s: cannot find the URL it fetches: pass it as a ${<NAME>_URL} build arg", tool)
+			continue
+		}
+		final, isPart := strings.CutSuffix(out, partSuffix)
+		if !isPart {
+			add(RuleDownloadPin, "%s writes %s under the name it is used by before its sha256 is checked: download to %s%s, check it, then mv it to %s", tool, out, out, partSuffix, out)
+			continue
+		}
+		// The check and the rename: the next three commands, exactly.
+		var ref string
+		shape := ci+3 < len(cmds) && cmds[ci+1].op == "&&" && cmds[ci+2].op == "|" && cmds[ci+3].op == "&&"
+		if shape {
+			echo := strings.Fields(cmds[ci+1].text)
+			sum := strings.Fields(cmds[ci+2].text)
+			mv := strings.Fields(cmds[ci+3].text)
+			shape = len(echo) == 3 && echo[0] == "echo" && strings.Trim(echo[2], `"'`) == out &&
+				len(sum) == 3 && sum[0] == "sha256sum" && (sum[1] == "-c" || sum[1] == "--check") && sum[2] == "-" &&
+				len(mv) == 3 && mv[0] == "mv" && strings.Trim(mv[1], `"'`) == out && strings.Trim(mv[2], `"'`) == final
+			if shape {
+				ref = strings.Trim(echo[1], `"'`)
+			}
+		}
+		if !shape {
+			add(RuleDownloadPin, "%s %s -> %s is not checked: follow it with && echo \"${<NAME>_SHA256}  %s\" | sha256sum -c - && mv %s %s, exactly", tool, url, out, out, out, final)
+			continue
+		}
+		for _, before := range cmds[1 : ci+4] {
+			if before.op != "&&" && before.op != "|" || before.op == "|" && !strings.HasPrefix(before.text, "sha256sum ") {
+				add(RuleDownloadPin, "the download of %s is not on an unbroken && chain (%q before %q): a failed download or check must stop the step before %s exists", final, before.op, before.text, final)
 				break
 			}
-			if tool != "curl" && tool != "wget" {
-				continue
+		}
+		if n := strings.Count(body, out); n != 3 {
+			add(RuleDownloadPin, "%s is named %d times in this RUN: the unverified download may only be written, checked and renamed (3 times); use %s after the mv", out, n, final)
+		}
+		for _, before := range cmds[:ci+3] {
+			if namesFile(before.text, final) {
+				add(RuleDownloadPin, "%q uses %s before its check renamed it into place", before.text, final)
+				break
 			}
-			if pi+1 < len(pipes) {
-				next := strings.Fields(pipes[pi+1])
-				if len(next) > 0 && (next[0] == "sh" || next[0] == "bash" || strings.HasSuffix(next[0], "/sh") || strings.HasSuffix(next[0], "/bash")) {
-					add(RulePipeShell, "%s output is piped into %s: download to a file, check its sha256, then run it", tool, next[0])
-					continue
+		}
+		um := argRefRE.FindStringSubmatch(url)
+		rm := argRefRE.FindStringSubmatch(ref)
+		switch {
+		case rm == nil && !hex64RE.MatchString(ref):
+			add(RuleDownloadPin, "%s is checked against %q, neither a build arg nor a sha256", out, ref)
+		case rm == nil && um != nil:
+			add(RuleDownloadPin, "%s is checked against a literal sha256 but fetched from build arg %s: pin both in assets/sources.toml", out, url)
+		case rm == nil:
+			// literal URL with literal sha256: pinned in the file itself
+		case um == nil:
+			add(RuleDownloadPin, "%s fetches literal URL %s but checks build arg %s: pass the URL as a build arg from sources.toml too", tool, url, rm[1])
+		case strings.TrimSuffix(um[1], "_URL") != strings.TrimSuffix(rm[1], "_SHA256") || !strings.HasSuffix(um[1], "_URL") || !strings.HasSuffix(rm[1], "_SHA256"):
+			add(RuleDownloadPin, "%s fetches ${%s} but checks ${%s}: the URL and sha256 args must be one download's pair (<NAME>_URL, <NAME>_SHA256)", tool, um[1], rm[1])
+		default:
+			for _, a := range []string{um[1], rm[1]} {
+				if _, ok := args[a]; !ok {
+					add(RuleDownloadPin, "build arg %s is used but not declared: add ARG %s (pgxtask passes it from sources.toml)", a, a)
 				}
 			}
-			var out, url string
-			for i := 0; i < len(words); i++ {
-				w := strings.Trim(words[i], `"'`)
-				switch {
-				case (tool == "curl" && (w == "-o" || w == "--output")) || (tool == "wget" && (w == "-O" || w == "--output-document")):
-					if i+1 < len(words) {
-						out = strings.Trim(words[i+1], `"'`)
-						i++
-					}
-				case strings.HasPrefix(w, "--output="), strings.HasPrefix(w, "--output-document="):
-					_, out, _ = strings.Cut(w, "=")
-				case strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") || strings.HasPrefix(w, "$"):
-					url = w
-				}
-			}
-			if latestRE.MatchString(url) {
-				add(RuleLatest, "%s fetches a moving \"latest\" URL %s: pin a version in assets/sources.toml", tool, url)
-			}
-			if out == "" || out == "-" {
-				add(RuleDownloadPin, "%s %s does not write to a file: download to a file and check it with sha256sum -c before use", tool, url)
-				continue
-			}
-			if url == "" {
-				add(RuleDownloadPin, "%s: cannot find the URL it fetches: pass it as a ${<NAME>_URL} build arg", tool)
-				continue
-			}
-			// The check: echo "<sha> <out>" | sha256sum -c
-			checkRE := regexp.MustCompile(`(\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?|\b[0-9a-f]{64}\b)\s+` + regexp.QuoteMeta(out) + `"?'?\s*\|\s*sha256sum\s+(-c|--check)`)
-			m := checkRE.FindStringSubmatch(body)
-			if m == nil {
-				add(RuleDownloadPin, "%s %s -> %s is not checked: add && echo \"${<NAME>_SHA256}  %s\" | sha256sum -c - before using the file", tool, url, out, out)
-				continue
-			}
-			um := argRefRE.FindStringSubmatch(url)
-			switch {
-			case m[2] == "" && um != nil:
-				add(RuleDownloadPin, "%s is checked against a literal sha256 but fetched from build arg %s: pin both in assets/sources.toml", out, url)
-			case m[2] == "":
-				// literal URL with literal sha256: pinned in the file itself
-			case um == nil:
-				add(RuleDownloadPin, "%s fetches literal URL %s but checks build arg %s: pass the URL as a build arg from sources.toml too", tool, url, m[2])
-			case strings.TrimSuffix(um[1], "_URL") != strings.TrimSuffix(m[2], "_SHA256") || !strings.HasSuffix(um[1], "_URL") || !strings.HasSuffix(m[2], "_SHA256"):
-				add(RuleDownloadPin, "%s fetches ${%s} but checks ${%s}: the URL and sha256 args must be one download's pair (<NAME>_URL, <NAME>_SHA256)", tool, um[1], m[2])
-			default:
-				for _, a := range []string{um[1], m[2]} {
-					if _, ok := args[a]; !ok {
-						add(RuleDownloadPin, "build arg %s is used but not declared: add ARG %s (pgxtask passes it from sources.toml)", a, a)
-					}
-				}
-				used[strings.TrimSuffix(um[1], "_URL")] = true
-			}
+			used[strings.TrimSuffix(um[1], "_URL")] = true
 		}
 	}
 	return probs
+}
+
+// namesFile reports whether text names path itself, not only path+".part".
+func namesFile(text, path string) bool {
+	for i := 0; ; {
+		j := strings.Index(text[i:], path)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(path)
+		if !strings.HasPrefix(text[end:], partSuffix) {
+			return true
+		}
+		i = end
+	}
 }
 
 // checkScripts forbids downloads in step scripts (they run offline, and a

@@ -118,12 +118,15 @@ func TestCheckRecipeProject(t *testing.T) {
 
 // Parts of the real recipe the mutations below start from.
 const (
-	wasmerFetch = `RUN curl -fsSL --proto '=https' --tlsv1.2 -o /tmp/dl/wasmer.tar.gz "${WASMER_URL}" \` + "\n" +
-		` && echo "${WASMER_SHA256}  /tmp/dl/wasmer.tar.gz" | sha256sum -c - \` + "\n"
-	llvmFetch = `RUN curl -fsSL --proto '=https' --tlsv1.2 -o /tmp/dl/llvm.tar.gz "${LLVM_URL}" \` + "\n"
-	llvmCheck = ` && echo "${LLVM_SHA256}  /tmp/dl/llvm.tar.gz" | sha256sum -c - \` + "\n"
-	mkdirDL   = "RUN mkdir -p /opt/wasix /tmp/dl\n"
-	releaseOz = "[profiles.release-oz]\n" +
+	wasmerFetch = `RUN curl -fsSL --proto '=https' --tlsv1.2 -o /tmp/dl/wasmer.tar.gz.part "${WASMER_URL}" \` + "\n" +
+		` && echo "${WASMER_SHA256}  /tmp/dl/wasmer.tar.gz.part" | sha256sum -c - \` + "\n" +
+		` && mv /tmp/dl/wasmer.tar.gz.part /tmp/dl/wasmer.tar.gz \` + "\n"
+	llvmFetch  = `RUN curl -fsSL --proto '=https' --tlsv1.2 -o /tmp/dl/llvm.tar.gz.part "${LLVM_URL}" \` + "\n"
+	llvmCheck  = ` && echo "${LLVM_SHA256}  /tmp/dl/llvm.tar.gz.part" | sha256sum -c - \` + "\n"
+	llvmRename = ` && mv /tmp/dl/llvm.tar.gz.part /tmp/dl/llvm.tar.gz \` + "\n"
+	llvmUnpack = ` && mkdir -p /opt/wasix/llvm && tar -xzf /tmp/dl/llvm.tar.gz -C /opt/wasix/llvm \` + "\n"
+	mkdirDL    = "RUN mkdir -p /opt/wasix /tmp/dl\n"
+	releaseOz  = "[profiles.release-oz]\n" +
 		`cflags = ["-Oz", "-g0"]` + "\n" +
 		`ldflags = ["-Oz"]` + "\n" +
 		`wasm-opt = ["-Oz", "--converge", "--strip-debug", "--strip-producers"]` + "\n"
@@ -139,18 +142,42 @@ var badRecipes = []mutation{
 		old: "ARG BASE_IMAGE\n", new: "ARG BASE_IMAGE=debian:bookworm\n",
 		rule: RuleFromDigest, want: `ARG BASE_IMAGE defaults to "debian:bookworm"`},
 	{name: "download-unchecked", file: "Dockerfile",
-		old: llvmFetch + llvmCheck, new: llvmFetch,
-		rule: RuleDownloadPin, want: "/tmp/dl/llvm.tar.gz is not checked"},
+		old: llvmFetch + llvmCheck + llvmRename, new: llvmFetch + llvmRename,
+		rule: RuleDownloadPin, want: "/tmp/dl/llvm.tar.gz.part is not checked"},
+	// The two bypasses of a check that only looked for "sha256sum -c"
+	// somewhere in the RUN line: a check whose failure is ignored, and a
+	// check that runs after the file was already used.
+	{name: "check-failure-ignored", file: "Dockerfile",
+		old: llvmFetch + llvmCheck, new: llvmFetch + strings.Replace(llvmCheck, "sha256sum -c - ", "sha256sum -c - || true ", 1),
+		rule: RuleDownloadPin, want: "/tmp/dl/llvm.tar.gz.part is not checked"},
+	{name: "chain-broken-before-download", file: "Dockerfile",
+		old: llvmFetch, new: strings.Replace(llvmFetch, "RUN ", "RUN mkdir -p /tmp/dl || ", 1),
+		rule: RuleDownloadPin, want: "not on an unbroken && chain"},
+	{name: "used-before-check", file: "Dockerfile",
+		old:  llvmFetch + llvmCheck + llvmRename + llvmUnpack,
+		new:  llvmFetch + ` && tar -xzf /tmp/dl/llvm.tar.gz.part -C /opt \` + "\n" + llvmCheck + llvmRename + llvmUnpack,
+		rule: RuleDownloadPin, want: "/tmp/dl/llvm.tar.gz.part is not checked"},
+	{name: "used-before-rename", file: "Dockerfile",
+		old:  llvmFetch + llvmCheck + llvmRename,
+		new:  strings.Replace(llvmFetch, "RUN ", "RUN tar -xzf /tmp/dl/llvm.tar.gz -C /opt && ", 1) + llvmCheck + llvmRename,
+		rule: RuleDownloadPin, want: "uses /tmp/dl/llvm.tar.gz before its check"},
+	{name: "part-used-after-rename", file: "Dockerfile",
+		old: llvmFetch + llvmCheck + llvmRename, new: llvmFetch + llvmCheck + llvmRename + ` && cp /tmp/dl/llvm.tar.gz.part /tmp/x \` + "\n",
+		rule: RuleDownloadPin, want: "named 4 times"},
+	{name: "download-straight-to-name", file: "Dockerfile",
+		old:  llvmFetch + llvmCheck + llvmRename,
+		new:  strings.Replace(llvmFetch, ".part", "", 1) + strings.Replace(llvmCheck, ".part", "", 1),
+		rule: RuleDownloadPin, want: "under the name it is used by before its sha256 is checked"},
 	{name: "download-to-stdout", file: "Dockerfile",
-		old:  `RUN curl -fsSL --proto '=https' --tlsv1.2 -o /tmp/dl/binaryen.tar.gz "${BINARYEN_URL}" \`,
-		new:  `RUN curl -fsSL "${BINARYEN_URL}" > /tmp/dl/binaryen.tar.gz \`,
+		old:  `RUN curl -fsSL --proto '=https' --tlsv1.2 -o /tmp/dl/binaryen.tar.gz.part "${BINARYEN_URL}" \`,
+		new:  `RUN curl -fsSL "${BINARYEN_URL}" > /tmp/dl/binaryen.tar.gz.part \`,
 		rule: RuleDownloadPin, want: "does not write to a file"},
 	{name: "pipe-to-shell", file: "Dockerfile",
 		old: mkdirDL, new: "RUN curl -fsSL https://get.wasmer.io | sh\n" + mkdirDL,
 		rule: RulePipeShell, want: "piped into sh"},
 	{name: "latest-url", file: "Dockerfile",
-		old: mkdirDL, new: `RUN curl -fsSL -o /tmp/x.tgz https://github.com/wasix-org/wasixcc/releases/latest/download/x.tgz && echo "` +
-			strings.Repeat("0", 64) + `  /tmp/x.tgz" | sha256sum -c -` + "\n" + mkdirDL,
+		old: mkdirDL, new: `RUN curl -fsSL -o /tmp/x.tgz.part https://github.com/wasix-org/wasixcc/releases/latest/download/x.tgz && echo "` +
+			strings.Repeat("0", 64) + `  /tmp/x.tgz.part" | sha256sum -c - && mv /tmp/x.tgz.part /tmp/x.tgz` + "\n" + mkdirDL,
 		rule: RuleLatest, want: "moving \"latest\" URL"},
 	{name: "mismatched-pair", file: "Dockerfile",
 		old: wasmerFetch, new: strings.Replace(wasmerFetch, "${WASMER_SHA256}", "${LLVM_SHA256}", 1),
