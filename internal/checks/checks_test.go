@@ -67,9 +67,9 @@ func TestWasixRecipeCheck(t *testing.T) {
 	os.WriteFile(prof, b, 0o644)
 	df := filepath.Join(l.Root, "assets", "wasix-build", "Dockerfile")
 	d, _ := os.ReadFile(df)
-	os.WriteFile(df, bytes.Replace(d, []byte(` && echo "${WASMER_SHA256}  /tmp/dl/wasmer.tar.gz" | sha256sum -c - \`+"\n"), nil, 1), 0o644)
+	os.WriteFile(df, bytes.Replace(d, []byte(` && echo "${WASMER_SHA256}  /tmp/dl/wasmer.tar.gz.part" | sha256sum -c - \`+"\n"), nil, 1), 0o644)
 	err = WasixRecipe(ctx, l)
-	if err == nil || !strings.Contains(err.Error(), "assets/wasix-build/Dockerfile:") || !strings.Contains(err.Error(), "/tmp/dl/wasmer.tar.gz is not checked") {
+	if err == nil || !strings.Contains(err.Error(), "assets/wasix-build/Dockerfile:") || !strings.Contains(err.Error(), "/tmp/dl/wasmer.tar.gz.part is not checked") {
 		t.Fatalf("unchecked download: %v", err)
 	}
 	// A hand-edited export list fails the offline check.
