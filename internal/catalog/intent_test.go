@@ -79,7 +79,8 @@ func TestSmokeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reload: %v\n%s", err, first)
 	}
-	if r := s2.Get("linux-amd64", "vector"); !r.Passed() || r.DumpRestore != SmokeFailed || r.Archive != strings.Repeat("0a", 32) {
+	// dump-restore failed: the evidence does not pass.
+	if r := s2.Get("linux-amd64", "vector"); r.Passed() || r.DumpRestore != SmokeFailed || r.Archive != strings.Repeat("0a", 32) {
 		t.Errorf("vector after reload = %+v", r)
 	}
 	if r := s2.Get("linux-amd64", "uuid-ossp"); r.Direct != SmokeFailed || r.Server != SmokeNotRun {
@@ -167,5 +168,31 @@ func TestCheckIntentOffline(t *testing.T) {
 	write(SmokeFile, "format-version = 1\n")
 	if err := CheckIntentOffline(l); err == nil || !strings.Contains(err.Error(), "pgxtask extensions discover --write") {
 		t.Errorf("missing catalog: %v", err)
+	}
+}
+
+// TestSmokePassed: the promotion gate wants direct, server and restart
+// passed and a dump-restore that did not fail (not-run where it does not
+// apply).
+func TestSmokePassed(t *testing.T) {
+	all := SmokeResult{Direct: SmokePassed, Server: SmokePassed, Restart: SmokePassed, DumpRestore: SmokePassed}
+	for _, tc := range []struct {
+		name string
+		edit func(*SmokeResult)
+		want bool
+	}{
+		{"all passed", func(*SmokeResult) {}, true},
+		{"dump-restore does not apply", func(r *SmokeResult) { r.DumpRestore = SmokeNotRun }, true},
+		{"dump-restore empty", func(r *SmokeResult) { r.DumpRestore = "" }, true},
+		{"dump-restore failed", func(r *SmokeResult) { r.DumpRestore = SmokeFailed }, false},
+		{"restart not run", func(r *SmokeResult) { r.Restart = SmokeNotRun }, false},
+		{"server failed", func(r *SmokeResult) { r.Server = SmokeFailed }, false},
+		{"direct failed", func(r *SmokeResult) { r.Direct = SmokeFailed }, false},
+	} {
+		r := all
+		tc.edit(&r)
+		if got := r.Passed(); got != tc.want {
+			t.Errorf("%s: Passed(%+v) = %v, want %v", tc.name, r, got, tc.want)
+		}
 	}
 }
