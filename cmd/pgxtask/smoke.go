@@ -91,8 +91,12 @@ func assetsSmoke(x *call) error {
 		for _, m := range out.Mismatches {
 			fmt.Fprintf(w, "evidence: %s\n", m)
 		}
-		_, err := fmt.Fprintf(w, "smoke %s: %d entries in %s, %d failed, %d differ from the committed evidence\n",
-			target, len(rep.Results), rep.Duration, len(rep.Failed()), len(out.Mismatches))
+		verdict := fmt.Sprintf("%d differ from the committed evidence", len(out.Mismatches))
+		if out.Wrote {
+			verdict = "recorded as evidence"
+		}
+		_, err := fmt.Fprintf(w, "smoke %s: %d entries in %s, %d failed, %s\n",
+			target, len(rep.Results), rep.Duration, len(rep.Failed()), verdict)
 		return err
 	})
 	if err != nil {
