@@ -196,3 +196,36 @@ func TestSmokePassed(t *testing.T) {
 		}
 	}
 }
+
+// TestPromotionFromEvidence: packaged follows the evidence naming an
+// archive (whatever the intent), promoted also needs requested, stable and
+// evidence that passes; evidence without an archive packages nothing.
+func TestPromotionFromEvidence(t *testing.T) {
+	in := testProject(t, goodIntent)
+	pass := SmokeResult{Direct: SmokePassed, Server: SmokePassed, Restart: SmokePassed, DumpRestore: SmokeNotRun, Archive: strings.Repeat("e", 64)}
+	in.Smoke.Set("linux-amd64", "alpha", pass)
+	in.Smoke.Set("linux-amd64", "two", pass) // blocked, yet packaged once
+	noArchive := pass
+	noArchive.Archive = ""
+	in.Smoke.Set("linux-amd64", "beta", noArchive)
+	dumpFailed := pass
+	dumpFailed.DumpRestore = SmokeFailed
+	in.Smoke.Set("linux-amd64", "one", dumpFailed)
+	res, err := Generate(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, _ := res.Catalog.Target("linux-amd64")
+	for _, w := range []struct {
+		id                 string
+		packaged, promoted bool
+	}{{"alpha", true, true}, {"two", true, false}, {"beta", false, false}, {"one", true, false}} {
+		u, ok := tc.Unit(w.id)
+		if !ok {
+			t.Fatalf("no unit %s", w.id)
+		}
+		if p := u.Promotion; p.Packaged != w.packaged || p.Promoted != w.promoted {
+			t.Errorf("%s: packaged %v promoted %v, want %v %v (%+v)", w.id, p.Packaged, p.Promoted, w.packaged, w.promoted, p)
+		}
+	}
+}
