@@ -65,7 +65,7 @@ func assetsPackage(x *call) error {
 	}
 	t := x.String("target")
 	res, err := reproduce.Package(x.ctx(), reproduce.PackageOptions{
-		Layout: l, Target: t, OutputRoot: l.TargetDir(t), ModTime: mtime, Jobs: x.Int("jobs"), Log: x.stderr(),
+		Target: t, OutputRoot: l.TargetDir(t), ModTime: mtime, Jobs: x.Int("jobs"), Log: x.stderr(),
 	})
 	if err != nil {
 		return err

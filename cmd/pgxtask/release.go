@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/release"
 	"github.com/pglite-oxide/pgxtask/internal/termui"
 	"github.com/urfave/cli/v2"
@@ -21,7 +22,10 @@ func releaseStageCommand() *cli.Command {
 			"against --zip-limit (default 100 MiB; the proxy's hard limit is 500 MiB) and every file\n" +
 			"against --file-limit (default 50 MiB), compiles the module, and writes zips/, sbom/\n" +
 			"(SPDX 2.3 JSON), checksums.txt, go.sum and release.json. --dry-run does all of that in a\n" +
-			"temporary folder and keeps nothing. Publishing (commit + tags) is the Release workflow's job.",
+			"temporary folder and keeps nothing. Publishing (commit + tags) is the Release workflow's job.\n\n" +
+			"Refuses an extension archive without passing smoke evidence for its sha256 and target in\n" +
+			catalog.SmokeFile + " (record it with 'pgxtask assets smoke --target T --write'),\n" +
+			"and a dist with no evidence at all. Skips a dist the loader cannot open (wasix).",
 		flags: []cli.Flag{
 			&cli.StringFlag{Name: "version", Usage: "release version, canonical semver v0.x.y or v1.x.y"},
 			&cli.StringFlag{Name: "out", Usage: "output folder (replaced atomically; default target/pgxtask/release)"},
@@ -60,19 +64,26 @@ func releaseStage(x *call) error {
 	} else if dists, err = release.Packaged(l); err != nil {
 		return err
 	}
+	ev, err := catalog.LoadSmoke(l.Path(catalog.SmokeFile))
+	if err != nil {
+		return err
+	}
 	if !x.Bool("dry-run") && out == "" {
 		out = l.Release()
 	}
 	res, err := release.Stage(x.ctx(), release.Options{
 		Version: x.String("version"), Dists: dists, Out: out, DryRun: x.Bool("dry-run"),
 		ModulePrefix: x.String("module-prefix"), ZipLimit: x.Int64("zip-limit"), FileLimit: x.Int64("file-limit"),
-		GoBuild: true,
+		GoBuild: true, Evidence: ev,
 	})
 	if err != nil {
 		return err
 	}
 	return x.print(res, func(w io.Writer) error {
 		sort.Slice(res.Modules, func(i, j int) bool { return res.Modules[i].Target < res.Modules[j].Target })
+		for _, s := range res.Skipped {
+			fmt.Fprintf(w, "%s: %s\n", s.Target, s.Reason)
+		}
 		for _, m := range res.Modules {
 			fmt.Fprintf(w, "%s@%s (tag %s, PostgreSQL %s)\n", m.Path, m.Version, m.Tag, m.PostgresVersion)
 			fmt.Fprintf(w, "  zip %s of %s limit, %s\n", termui.Bytes(m.ZipSize), termui.Bytes(res.ZipLimit), m.H1)

@@ -21,7 +21,6 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
-	"github.com/pglite-oxide/pgxtask/internal/smoke"
 )
 
 const target = "linux-amd64"
@@ -239,25 +238,6 @@ func TestE2ECompilerRecord(t *testing.T) {
 	}
 	if !strings.Contains(string(mk), "\nCC = gcc\n") {
 		t.Error("the installed Makefile.global does not say CC = gcc")
-	}
-}
-
-// TestE2ESmoke: every built extension passes CREATE EXTENSION, its query, a
-// restart and a dump/restore round trip.
-func TestE2ESmoke(t *testing.T) {
-	builtTarget(t)
-	res := e2e.MustRun(t, "assets", "smoke", "--target", target, "--json")
-	var rep smoke.SmokeReport
-	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
-		t.Fatalf("smoke --json: %v\n%s", err, res.Stdout)
-	}
-	if len(rep.Results) == 0 || len(rep.Failed()) != 0 {
-		t.Fatalf("smoke: %d results, failed %v", len(rep.Results), rep.Failed())
-	}
-	for _, r := range rep.Results {
-		if r.Result.Direct != smoke.SmokePassed || r.Result.Restart != smoke.SmokePassed {
-			t.Errorf("%s: %+v", r.ID, r.Result)
-		}
 	}
 }
 

@@ -43,8 +43,10 @@ type Summary struct {
 	Promoted   int `json:"promoted"`
 }
 
-// Promotion is an extension's state on the way to the public list:
-// promoted = requested + packaged + stable + smoke passed.
+// Promotion is an extension's state on the way to the public list, computed
+// from committed files only (a fresh clone has no target/): packaged = the
+// smoke evidence names an archive of it for the target; promoted =
+// requested + stable + packaged + that evidence passes (SmokeResult.Passed).
 type Promotion struct {
 	Requested bool        `json:"requested"`
 	Packaged  bool        `json:"packaged"`
@@ -192,7 +194,7 @@ func Generate(in Inputs) (*Result, error) {
 			if r.Listed && !r.Build {
 				p.Blocker = r.Blocker
 			}
-			p.Packaged = p.Requested && in.Smoke.Has(t, u.ID) && sm.Archive != ""
+			p.Packaged = in.Smoke.Has(t, u.ID) && sm.Archive != ""
 			p.Promoted = p.Requested && p.Packaged && p.Stable && sm.Passed()
 			u.Promotion = p
 			if u.Kind == KindModule {

@@ -285,10 +285,14 @@ func (r SmokeResult) normalized() SmokeResult {
 	return r
 }
 
-// Passed reports whether direct, server and restart smoke passed (the
-// promotion gate; dump-restore is recorded but not required).
+// Passed reports whether the evidence passes every check that applies:
+// direct, server and restart passed, and dump-restore passed or not-run
+// (smoke leaves it not-run only where it does not apply: a module, or state
+// a dump does not carry; after an earlier failure it is not-run too, but
+// then that failure decides). This is the promotion and release gate.
 func (r SmokeResult) Passed() bool {
-	return r.Direct == SmokePassed && r.Server == SmokePassed && r.Restart == SmokePassed
+	r = r.normalized()
+	return r.Direct == SmokePassed && r.Server == SmokePassed && r.Restart == SmokePassed && r.DumpRestore != SmokeFailed
 }
 
 type smokeFile struct {

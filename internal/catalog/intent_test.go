@@ -79,7 +79,8 @@ func TestSmokeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reload: %v\n%s", err, first)
 	}
-	if r := s2.Get("linux-amd64", "vector"); !r.Passed() || r.DumpRestore != SmokeFailed || r.Archive != strings.Repeat("0a", 32) {
+	// dump-restore failed: the evidence does not pass.
+	if r := s2.Get("linux-amd64", "vector"); r.Passed() || r.DumpRestore != SmokeFailed || r.Archive != strings.Repeat("0a", 32) {
 		t.Errorf("vector after reload = %+v", r)
 	}
 	if r := s2.Get("linux-amd64", "uuid-ossp"); r.Direct != SmokeFailed || r.Server != SmokeNotRun {
@@ -167,5 +168,64 @@ func TestCheckIntentOffline(t *testing.T) {
 	write(SmokeFile, "format-version = 1\n")
 	if err := CheckIntentOffline(l); err == nil || !strings.Contains(err.Error(), "pgxtask extensions discover --write") {
 		t.Errorf("missing catalog: %v", err)
+	}
+}
+
+// TestSmokePassed: the promotion gate wants direct, server and restart
+// passed and a dump-restore that did not fail (not-run where it does not
+// apply).
+func TestSmokePassed(t *testing.T) {
+	all := SmokeResult{Direct: SmokePassed, Server: SmokePassed, Restart: SmokePassed, DumpRestore: SmokePassed}
+	for _, tc := range []struct {
+		name string
+		edit func(*SmokeResult)
+		want bool
+	}{
+		{"all passed", func(*SmokeResult) {}, true},
+		{"dump-restore does not apply", func(r *SmokeResult) { r.DumpRestore = SmokeNotRun }, true},
+		{"dump-restore empty", func(r *SmokeResult) { r.DumpRestore = "" }, true},
+		{"dump-restore failed", func(r *SmokeResult) { r.DumpRestore = SmokeFailed }, false},
+		{"restart not run", func(r *SmokeResult) { r.Restart = SmokeNotRun }, false},
+		{"server failed", func(r *SmokeResult) { r.Server = SmokeFailed }, false},
+		{"direct failed", func(r *SmokeResult) { r.Direct = SmokeFailed }, false},
+	} {
+		r := all
+		tc.edit(&r)
+		if got := r.Passed(); got != tc.want {
+			t.Errorf("%s: Passed(%+v) = %v, want %v", tc.name, r, got, tc.want)
+		}
+	}
+}
+
+// TestPromotionFromEvidence: packaged follows the evidence naming an
+// archive (whatever the intent), promoted also needs requested, stable and
+// evidence that passes; evidence without an archive packages nothing.
+func TestPromotionFromEvidence(t *testing.T) {
+	in := testProject(t, goodIntent)
+	pass := SmokeResult{Direct: SmokePassed, Server: SmokePassed, Restart: SmokePassed, DumpRestore: SmokeNotRun, Archive: strings.Repeat("e", 64)}
+	in.Smoke.Set("linux-amd64", "alpha", pass)
+	in.Smoke.Set("linux-amd64", "two", pass) // blocked, yet packaged once
+	noArchive := pass
+	noArchive.Archive = ""
+	in.Smoke.Set("linux-amd64", "beta", noArchive)
+	dumpFailed := pass
+	dumpFailed.DumpRestore = SmokeFailed
+	in.Smoke.Set("linux-amd64", "one", dumpFailed)
+	res, err := Generate(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, _ := res.Catalog.Target("linux-amd64")
+	for _, w := range []struct {
+		id                 string
+		packaged, promoted bool
+	}{{"alpha", true, true}, {"two", true, false}, {"beta", false, false}, {"one", true, false}} {
+		u, ok := tc.Unit(w.id)
+		if !ok {
+			t.Fatalf("no unit %s", w.id)
+		}
+		if p := u.Promotion; p.Packaged != w.packaged || p.Promoted != w.promoted {
+			t.Errorf("%s: packaged %v promoted %v, want %v %v (%+v)", w.id, p.Packaged, p.Promoted, w.packaged, w.promoted, p)
+		}
 	}
 }

@@ -193,3 +193,30 @@ func TestParseRejects(t *testing.T) {
 		t.Fatalf("unknown field accepted: %v", err)
 	}
 }
+
+// TestParseOldManifestWithSmoke: a manifest packaged when packaging still
+// copied smoke statuses into it loads; the statuses are not written back.
+func TestParseOldManifestWithSmoke(t *testing.T) {
+	m := &Manifest{FormatVersion: FormatVersion, Target: "linux-amd64", PostgresVersion: "15.18",
+		Runtime:        Artifact{Archive: "runtime.tar.zst", SHA256: strings.Repeat("a", 64), Size: 1},
+		PgdataTemplate: Template{Artifact: Artifact{Archive: "pgdata-template.tar.zst", SHA256: strings.Repeat("b", 64), Size: 1}},
+		Extensions:     []Extension{{ID: "cube", Artifact: Artifact{Archive: "extensions/cube.tar.zst", SHA256: strings.Repeat("c", 64), Size: 1}}}}
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), `"smoke"`) {
+		t.Fatalf("a new manifest has a smoke field:\n%s", data)
+	}
+	old := strings.Replace(string(data), `"lifecycle": null`, `"lifecycle": null, "smoke": {"direct": "passed"}`, 1)
+	if old == string(data) {
+		t.Fatal("test manifest has no lifecycle field to extend")
+	}
+	got, err := Parse("manifest.json", []byte(old))
+	if err != nil {
+		t.Fatalf("an old manifest with smoke statuses: %v", err)
+	}
+	if got.Extensions[0].ID != "cube" {
+		t.Fatalf("parsed %+v", got.Extensions)
+	}
+}

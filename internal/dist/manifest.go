@@ -155,9 +155,12 @@ type Extension struct {
 	InstalledFiles []string `json:"installed-files"`
 	// Lifecycle lists lifecycle facts (preload-required, ...).
 	Lifecycle []string `json:"lifecycle"`
-	// Smoke is the recorded smoke status per check (direct, server,
-	// restart, dump-restore) = passed | not-run | failed.
-	Smoke map[string]string `json:"smoke"`
+	// ObsoleteSmoke is the "smoke" field of manifests packaged before smoke
+	// evidence became one-way: it is read so that those dists still load,
+	// and neither written by packaging nor used. Evidence lives in
+	// assets/extensions.smoke.toml, keyed by the archive's sha256, because
+	// a dist cannot carry the results of tests run on itself.
+	ObsoleteSmoke map[string]string `json:"smoke,omitempty"`
 }
 
 // Artifacts lists every artifact of the manifest: runtime, template, tools,

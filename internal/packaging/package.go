@@ -37,9 +37,6 @@ type Options struct {
 	// DistDir is where the dist goes ("" = OutputRoot/dist). It is replaced
 	// as a whole, atomically, when packaging succeeds.
 	DistDir string
-	// Smoke gives the recorded smoke statuses of an extension id and the
-	// sha256 of its archive (nil = every status not-run).
-	Smoke func(id, archiveSHA256 string) map[string]string
 	// ModTime is the mtime of every archive entry (zero = the Unix epoch;
 	// the CLI passes SOURCE_DATE_EPOCH).
 	ModTime time.Time
@@ -204,18 +201,10 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 	}
 	for i, e := range exts {
 		j := extJobs[i]
-		smoke := map[string]string{"direct": "not-run", "server": "not-run", "restart": "not-run", "dump-restore": "not-run"}
-		if opts.Smoke != nil {
-			for k, v := range opts.Smoke(e.ID, j.art.SHA256) {
-				if v != "" {
-					smoke[k] = v
-				}
-			}
-		}
 		m.Extensions = append(m.Extensions, dist.Extension{
 			ID: e.ID, Kind: e.Kind, SQLName: e.SQLName, Artifact: j.art, ModuleFile: e.ModuleFile,
 			Dependencies: nonNil(e.Dependencies), NativeDeps: nonNil(e.NativeDeps),
-			InstalledFiles: j.files, Lifecycle: nonNil(e.Lifecycle), Smoke: smoke,
+			InstalledFiles: j.files, Lifecycle: nonNil(e.Lifecycle),
 		})
 	}
 	if err := m.Validate(); err != nil {

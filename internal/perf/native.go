@@ -1,7 +1,6 @@
 package perf
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,11 +13,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pglite-oxide/pgxtask/internal/pgserver"
 )
 
 // unprivilegedID is the uid and gid (nobody/nogroup) that initdb and
-// postgres run as when pgxtask runs as root: both refuse to run as root.
+// postgres run as when pgxtask runs as root: both refuse to run as root,
+// and initdb, unlike the postmaster, needs a user name for its uid, so the
+// uid pgserver.PickUser draws (named nowhere) does not do here.
 const unprivilegedID = 65534
 
 // FindSystemPostgres returns the bin folder of the machine's PostgreSQL
@@ -62,13 +63,11 @@ func checkPostgresBinDir(d string) error {
 }
 
 // Server is a PostgreSQL server that pgxtask started from a bin folder in
-// a temporary folder. Stop it with Stop; the folder goes with it.
+// a temporary folder (internal/pgserver). Stop it with Stop; the folder
+// goes with it.
 type Server struct {
 	dir    string
-	binDir string
-	cmd    *exec.Cmd
-	done   chan error
-	log    *bytes.Buffer
+	srv    *pgserver.Server
 	socket string
 	port   int
 }
@@ -78,20 +77,21 @@ func (s *Server) URL() string {
 	return fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable", s.socket, s.port)
 }
 
-// runAsUnprivileged sets cmd to run as nobody when we are root.
-func runAsUnprivileged(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT}
+// serverUser is who initdb and postgres run as: nobody when we are root,
+// else the caller (nil).
+func serverUser() *pgserver.User {
 	if os.Geteuid() == 0 {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: unprivilegedID, Gid: unprivilegedID}
+		return &pgserver.User{UID: unprivilegedID, GID: unprivilegedID}
 	}
+	return nil
 }
 
 // StartServer runs initdb (UTF8, locale C.UTF-8: the encoding and
 // collation of pgxtask's PGDATA template, so that text comparisons cost the
 // same on both servers) in a new temporary folder and starts postgres
 // from binDir with a unix socket there and no TCP listener, with the
-// server's default settings plus settings. It waits until the server
-// accepts connections.
+// server's default settings plus settings. It returns when the server is
+// ready (pgserver.Start).
 //
 // rec, when not nil, receives the phases "initdb" and "server-start".
 func StartServer(ctx context.Context, binDir string, settings map[string]string, rec *PhaseRecorder) (*Server, error) {
@@ -99,98 +99,55 @@ func StartServer(ctx context.Context, binDir string, settings map[string]string,
 	if err != nil {
 		return nil, fmt.Errorf("system postgres: %w", err)
 	}
-	s := &Server{dir: dir, binDir: binDir, log: &bytes.Buffer{}, socket: dir, port: 5432, done: make(chan error, 1)}
+	s := &Server{dir: dir, socket: dir, port: 5432}
 	fail := func(err error) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(dir, unprivilegedID, unprivilegedID); err != nil {
+	user := serverUser()
+	if user != nil {
+		if err := os.Chown(dir, user.UID, user.GID); err != nil {
 			return fail(fmt.Errorf("system postgres: chown %s: %w", dir, err))
 		}
 	}
 	data := filepath.Join(dir, "data")
 	initdb := exec.CommandContext(ctx, filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres",
 		"-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")
-	runAsUnprivileged(initdb)
+	initdb.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT}
+	if user != nil {
+		initdb.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(user.UID), Gid: uint32(user.GID)}
+	}
 	t0 := time.Now()
 	out, err := initdb.CombinedOutput()
 	rec.Record("initdb", time.Since(t0))
 	if err != nil {
 		return fail(fmt.Errorf("system postgres: %s: %v\n%s", initdb.String(), err, lastLines(string(out), 20)))
 	}
-	args := []string{"-D", data, "-k", dir, "-p", strconv.Itoa(s.port), "-c", "listen_addresses="}
-	keys := make([]string, 0, len(settings))
-	for k := range settings {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "-c", k+"="+settings[k])
-	}
-	s.cmd = exec.Command(filepath.Join(binDir, "postgres"), args...)
-	runAsUnprivileged(s.cmd)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	t0 = time.Now()
-	if err := s.cmd.Start(); err != nil {
-		return fail(fmt.Errorf("system postgres: start %s: %w", s.cmd.Path, err))
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	if err := s.waitReady(ctx, 30*time.Second); err != nil {
-		s.Stop()
-		return nil, err
+	// The server gets the caller's environment without its PG* variables
+	// (pgserver's default), which would change what it does.
+	s.srv, err = pgserver.Start(ctx, pgserver.Config{
+		Postgres: filepath.Join(binDir, "postgres"), DataDir: data, SocketDir: dir, Port: s.port,
+		Settings: settings, User: user, StartTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("system postgres: %w", err))
 	}
 	rec.Record("server-start", time.Since(t0))
 	return s, nil
 }
 
-func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	backoff := 2 * time.Millisecond
-	for {
-		c, err := pgconn.Connect(ctx, s.URL())
-		if err == nil {
-			return c.Close(ctx)
-		}
-		select {
-		case werr := <-s.done:
-			s.done <- werr
-			return fmt.Errorf("system postgres exited during startup (%v):\n%s", werr, lastLines(s.log.String(), 20))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("system postgres not ready after %s: %v\n%s", limit, err, lastLines(s.log.String(), 20))
-		}
-		if backoff < 50*time.Millisecond {
-			backoff *= 2
-		}
-	}
-}
-
-// Stop shuts the server down (fast shutdown, then immediate after 10 s)
-// and removes its folder.
+// Stop shuts the server down (fast shutdown; its process group is killed
+// when it has not exited within 10 s) and removes its folder.
 func (s *Server) Stop() error {
 	defer os.RemoveAll(s.dir)
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.srv == nil {
 		return nil
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.done:
-		return nil
-	case <-time.After(10 * time.Second):
+	if err := s.srv.Stop(pgserver.Fast, 10*time.Second); err != nil {
+		return fmt.Errorf("system postgres: %w", err)
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-s.done:
-		return errors.New("system postgres: fast shutdown took over 10 s; sent SIGQUIT")
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		return errors.New("system postgres: did not stop; killed")
-	}
+	return nil
 }
 
 // Version runs `postgres --version`.

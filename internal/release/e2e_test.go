@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
+	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 )
 
@@ -19,12 +22,44 @@ import (
 // dist and runs a query.
 func TestE2EStagedModuleOpensServer(t *testing.T) {
 	e2e.Require(t)
-	distDir := e2e.Dist(t, "linux-amd64")
-	root := e2e.Layout(t).Root
+	// A dist packaged before (PGXTASK_LOADER_TEST_DIST, as the loader tests)
+	// spares the build.
+	distDir := os.Getenv("PGXTASK_LOADER_TEST_DIST")
+	if distDir == "" {
+		distDir = e2e.Dist(t, "linux-amd64")
+	}
+	l := e2e.Layout(t)
+	root := l.Root
+	// The committed evidence gates the stage: CI's dist must have the
+	// archives it names (TestE2ESmoke in internal/smoke checks them first).
+	ev, err := catalog.LoadSmoke(l.Path(catalog.SmokeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := dist.LoadDir(distDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An extension whose evidence records a failure is not released: the
+	// dist staged here leaves those out, as a release dist would.
+	var kept []dist.Extension
+	for _, e := range man.Extensions {
+		if r := ev.Get("linux-amd64", e.ID); r.Archive == e.SHA256 && r.Passed() {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) < len(man.Extensions) {
+		// The real dist as it is: refused, naming a failing archive.
+		_, err := Stage(context.Background(), Options{Version: "v0.0.1", Dists: map[string]string{"linux-amd64": distDir}, DryRun: true, Evidence: ev})
+		if err == nil || !strings.Contains(err.Error(), "did not pass smoke") {
+			t.Fatalf("a dist with an archive that failed smoke: %v", err)
+		}
+		distDir = withExtensions(t, distDir, man, kept)
+	}
 
 	out := filepath.Join(t.TempDir(), "release")
 	start := time.Now()
-	res, err := Stage(context.Background(), Options{Version: "v0.0.1", Dists: map[string]string{"linux-amd64": distDir}, Out: out, GoBuild: true})
+	res, err := Stage(context.Background(), Options{Version: "v0.0.1", Dists: map[string]string{"linux-amd64": distDir}, Out: out, GoBuild: true, Evidence: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,4 +148,48 @@ func main() {
 		t.Fatalf("consumer printed %q, want %q", line, want)
 	}
 	t.Logf("consumer: go run (build + open + query) %s", time.Since(start).Round(time.Millisecond))
+}
+
+// withExtensions copies the dist src into a temporary folder with only the
+// extensions kept: their archives, a manifest listing them and its
+// checksums.
+func withExtensions(t *testing.T, src string, m *dist.Manifest, kept []dist.Extension) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "dist")
+	mm := *m
+	mm.Extensions = kept
+	sums := map[string]string{}
+	copyFile := func(rel string) {
+		data, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(rel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dst, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sums[rel] = digest.Bytes(data)
+	}
+	for _, a := range mm.Artifacts() {
+		copyFile(a.Archive)
+	}
+	copyFile(dist.ProvenanceFile)
+	data, err := mm.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, dist.ManifestFile), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sums[dist.ManifestFile] = digest.Bytes(data)
+	if err := os.WriteFile(filepath.Join(dst, dist.ChecksumsFile), dist.FormatChecksums(sums), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := dist.Verify(os.DirFS(dst), &mm); err != nil {
+		t.Fatalf("the dist without failing extensions: %v", err)
+	}
+	return dst
 }

@@ -4,6 +4,11 @@
 // the module zip exactly as the Go module proxy serves it (built with
 // golang.org/x/mod/zip, so its size and h1: hash are the real ones), size
 // limits, checksums and an SPDX SBOM per module.
+//
+// Only what was started is released: an extension archive is staged only
+// when assets/extensions.smoke.toml holds passing evidence for its sha256
+// on its target (see Gate), and a dist the loader cannot open is not
+// staged as a loader asset module (see Loadable).
 package release
 
 import (
@@ -29,6 +34,7 @@ import (
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
+	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
@@ -70,6 +76,10 @@ type Options struct {
 	// GoBuild compiles each staged module with `go build` (default on via
 	// the CLI): the embed directive and the generated code must build.
 	GoBuild bool
+	// Evidence is the committed smoke evidence
+	// (assets/extensions.smoke.toml). Nil is no evidence: every dist is
+	// refused.
+	Evidence *catalog.Smoke
 }
 
 // Module is one staged asset module.
@@ -105,13 +115,24 @@ type Result struct {
 	ZipLimit      int64    `json:"zip-limit"`
 	FileLimit     int64    `json:"file-limit"`
 	Modules       []Module `json:"modules"`
+	// Skipped are the dists that were not staged because the loader
+	// cannot open them (see Loadable).
+	Skipped []Skipped `json:"skipped,omitempty"`
 	// Out is where the result was written ("" after a dry run).
 	Out string `json:"-"`
 }
 
-// Stage verifies every dist, stages one module per target, builds each
-// module zip and checks the limits. All problems of a target are errors;
-// nothing is left in Out unless every target staged.
+// Skipped is a dist that Stage left out, and why.
+type Skipped struct {
+	Target string `json:"target"`
+	Reason string `json:"reason"`
+}
+
+// Stage verifies every dist, refuses those without passing smoke evidence
+// (Gate), skips those the loader cannot open (Loadable), stages one module
+// per remaining target, builds each module zip and checks the limits. All
+// problems of a target are errors; nothing is left in Out unless every
+// target that is not skipped staged.
 func Stage(ctx context.Context, o Options) (*Result, error) {
 	if err := CheckVersion(o.Version); err != nil {
 		return nil, err
@@ -163,6 +184,10 @@ func Stage(ctx context.Context, o Options) (*Result, error) {
 	sort.Strings(targets)
 	var problems []string
 	for _, t := range targets {
+		if ok, why := Loadable(t); !ok {
+			res.Skipped = append(res.Skipped, Skipped{Target: t, Reason: why})
+			continue
+		}
 		m, err := stageTarget(ctx, o, work, t, o.Dists[t])
 		if err != nil {
 			problems = append(problems, err.Error())
@@ -172,6 +197,13 @@ func Stage(ctx context.Context, o Options) (*Result, error) {
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("release stage %s: %d of %d targets failed:\n  %s", o.Version, len(problems), len(targets), strings.Join(problems, "\n  "))
+	}
+	if len(res.Modules) == 0 {
+		var why []string
+		for _, s := range res.Skipped {
+			why = append(why, s.Target+": "+s.Reason)
+		}
+		return nil, fmt.Errorf("release stage %s: nothing to stage, every dist was skipped:\n  %s", o.Version, strings.Join(why, "\n  "))
 	}
 	sums := map[string]string{}
 	for _, m := range res.Modules {
@@ -270,6 +302,9 @@ func stageTarget(ctx context.Context, o Options, work, target, distDir string) (
 	}
 	if err := dist.Verify(os.DirFS(distDir), man); err != nil {
 		return nil, fail("the dist does not match its manifest: %v", err)
+	}
+	if err := Gate(o.Evidence, man); err != nil {
+		return nil, fail("%v", err)
 	}
 	modPath := o.ModulePrefix + "/" + target
 	if err := module.CheckPath(modPath); err != nil {

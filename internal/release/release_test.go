@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
@@ -59,10 +60,28 @@ func makeDist(t *testing.T, target string, sizes map[string]int) string {
 	return dir
 }
 
+// evidenceFor is passing smoke evidence for every extension archive of the
+// dists.
+func evidenceFor(t *testing.T, dirs ...string) *catalog.Smoke {
+	t.Helper()
+	ev := catalog.NewSmoke()
+	for _, d := range dirs {
+		m, err := dist.LoadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range m.Extensions {
+			ev.Set(m.Target, e.ID, catalog.SmokeResult{Direct: "passed", Server: "passed", Restart: "passed", DumpRestore: "passed", Archive: e.SHA256})
+		}
+	}
+	return ev
+}
+
 func TestStage(t *testing.T) {
 	dists := map[string]string{"linux-amd64": makeDist(t, "linux-amd64", nil), "linux-arm64": makeDist(t, "linux-arm64", nil)}
 	out := filepath.Join(t.TempDir(), "release")
-	res, err := Stage(context.Background(), Options{Version: "v0.3.1", Dists: dists, Out: out, GoBuild: true})
+	ev := evidenceFor(t, dists["linux-amd64"], dists["linux-arm64"])
+	res, err := Stage(context.Background(), Options{Version: "v0.3.1", Dists: dists, Out: out, GoBuild: true, Evidence: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +114,7 @@ func TestStage(t *testing.T) {
 
 	// Same inputs, same bytes.
 	out2 := filepath.Join(t.TempDir(), "release")
-	if _, err := Stage(context.Background(), Options{Version: "v0.3.1", Dists: dists, Out: out2}); err != nil {
+	if _, err := Stage(context.Background(), Options{Version: "v0.3.1", Dists: dists, Out: out2, Evidence: ev}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{m.Zip, m.SBOM, "checksums.txt", "go.sum", "release.json"} {
@@ -136,7 +155,7 @@ func main() {
 	}
 
 	// Staging again replaces the earlier release in place.
-	if _, err := Stage(context.Background(), Options{Version: "v0.3.2", Dists: dists, Out: out}); err != nil {
+	if _, err := Stage(context.Background(), Options{Version: "v0.3.2", Dists: dists, Out: out, Evidence: ev}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "zips", "linux-amd64-v0.3.2.zip")); err != nil {
@@ -172,8 +191,10 @@ func TestStageFailures(t *testing.T) {
 		{"short version", Options{Version: "v1.2", Dists: map[string]string{"linux-amd64": good}, DryRun: true}, "write v1.2.0"},
 		{"v2", Options{Version: "v2.0.0", Dists: map[string]string{"linux-amd64": good}, DryRun: true}, "only v0 and v1"},
 	}
+	ev := evidenceFor(t, good, big, tampered, wrong)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Evidence = ev
 			_, err := Stage(context.Background(), tc.o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
@@ -184,7 +205,7 @@ func TestStageFailures(t *testing.T) {
 		t.Fatal("a foreign --out folder was touched")
 	}
 	// A dry run of a good dist passes and writes nothing.
-	res, err := Stage(context.Background(), Options{Version: "v0.1.0", Dists: map[string]string{"linux-amd64": good}, DryRun: true})
+	res, err := Stage(context.Background(), Options{Version: "v0.1.0", Dists: map[string]string{"linux-amd64": good}, DryRun: true, Evidence: ev})
 	if err != nil || res.Out != "" || len(res.Modules) != 1 {
 		t.Fatalf("dry run: %+v %v", res, err)
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/pglite-oxide/pgxtask/internal/build"
-	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/checks"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/packaging"
@@ -24,7 +23,6 @@ import (
 
 // PackageOptions are the inputs of Package.
 type PackageOptions struct {
-	Layout project.Layout
 	Target string
 	// OutputRoot is the build to package (target/pgxtask/<target> or a
 	// reproduce run folder).
@@ -40,14 +38,10 @@ type PackageOptions struct {
 	Log io.Writer
 }
 
-// Package packages a build with the project's recorded smoke evidence: an
-// extension's statuses go into the manifest only when they were recorded
-// for the very archive being written.
+// Package packages a build. It reads no smoke evidence: evidence is made
+// from a packaged dist (pgxtask assets smoke --write) and read by the
+// catalog and release, so the bytes of a dist never depend on it.
 func Package(ctx context.Context, o PackageOptions) (*packaging.Result, error) {
-	smoke, err := catalog.LoadSmoke(filepath.Join(o.Layout.Root, catalog.SmokeFile))
-	if err != nil {
-		return nil, err
-	}
 	start := time.Now()
 	res, err := packaging.Package(ctx, packaging.Options{
 		OutputRoot: o.OutputRoot,
@@ -55,18 +49,6 @@ func Package(ctx context.Context, o PackageOptions) (*packaging.Result, error) {
 		ModTime:    o.ModTime,
 		Jobs:       o.Jobs,
 		Log:        o.Log,
-		Smoke: func(id, sha string) map[string]string {
-			if !smoke.Has(o.Target, id) {
-				return nil
-			}
-			r := smoke.Get(o.Target, id)
-			if r.Archive != sha {
-				// Evidence recorded for another archive says nothing
-				// about this one.
-				return nil
-			}
-			return map[string]string{"direct": r.Direct, "server": r.Server, "restart": r.Restart, "dump-restore": r.DumpRestore}
-		},
 	})
 	if err != nil {
 		return nil, err
@@ -144,7 +126,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if rec == nil {
 			return nil, fmt.Errorf("reproduce build %d did not complete every unit", i)
 		}
-		res, err := Package(ctx, PackageOptions{Layout: l, Target: o.Target, OutputRoot: root, ModTime: o.ModTime, Jobs: o.Jobs, Log: o.Log})
+		res, err := Package(ctx, PackageOptions{Target: o.Target, OutputRoot: root, ModTime: o.ModTime, Jobs: o.Jobs, Log: o.Log})
 		if err != nil {
 			return nil, fmt.Errorf("reproduce package %d: %w", i, err)
 		}
