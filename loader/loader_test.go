@@ -196,7 +196,8 @@ func TestClosure(t *testing.T) {
 		{ID: "loop_a", Dependencies: []string{"loop_b"}},
 		{ID: "loop_b", Dependencies: []string{"loop_a"}},
 		{ID: "broken", Dependencies: []string{"gone"}},
-	}}}
+		{ID: "pgtap", SQLName: "pgtap", Dependencies: []string{"plpgsql"}},
+	}, RuntimeExtensions: []string{"plpgsql"}}}
 	got, err := m.closure([]string{"earthdistance", "cube"})
 	if err != nil || len(got) != 2 || got[0].ID != "cube" || got[1].ID != "earthdistance" {
 		t.Fatalf("closure = %v, %v", got, err)
@@ -209,6 +210,12 @@ func TestClosure(t *testing.T) {
 	}
 	if _, err := m.closure([]string{"loop_a"}); err == nil || !strings.Contains(err.Error(), "requires itself") {
 		t.Fatalf("cycle: %v", err)
+	}
+	// plpgsql comes with the runtime: required or asked for, it needs no
+	// archive.
+	got, err = m.closure([]string{"pgtap", "plpgsql"})
+	if err != nil || len(got) != 1 || got[0].ID != "pgtap" {
+		t.Fatalf("closure with a runtime extension = %v, %v", got, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -82,6 +83,12 @@ func (m *manifest) closure(ids []string) ([]*extArtifact, error) {
 			return nil
 		}
 		e, ok := m.extension(id)
+		if !ok && slices.Contains(m.RuntimeExtensions, id) {
+			// Installed with the runtime (plpgsql): there is no archive to
+			// extract, and initdb created it in the template's databases.
+			state[id] = 2
+			return nil
+		}
 		if !ok {
 			var have []string
 			for _, x := range m.Extensions {

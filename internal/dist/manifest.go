@@ -39,6 +39,11 @@ type Manifest struct {
 	// binaries (the target table's); empty for WASIX.
 	GOOS   string `json:"goos,omitempty"`
 	GOARCH string `json:"goarch,omitempty"`
+	// RuntimeExtensions are the SQL extensions the runtime archive itself
+	// installs (a control file in its share/postgresql/extension, such as
+	// plpgsql), sorted: a requirement on one of them is met without an
+	// extension archive.
+	RuntimeExtensions []string `json:"runtime-extensions,omitempty"`
 	// PostgresVersion is the server's PG_VERSION ("15.18").
 	PostgresVersion string `json:"postgres-version"`
 	// CatalogVersion is the server's CATALOG_VERSION_NO.

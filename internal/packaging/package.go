@@ -98,6 +98,10 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	runtimeExts, err := controlFiles(runtimeDir)
+	if err != nil {
+		return nil, err
+	}
 	dumpDir, err := rec.UnitDir(opts.OutputRoot, "pg-dump")
 	if err != nil {
 		return nil, err
@@ -175,16 +179,17 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 	// the manifest names the builder image by its ID.
 	toolchain.ImageTag = ""
 	m := &dist.Manifest{
-		FormatVersion:    dist.FormatVersion,
-		Target:           rec.Target,
-		GOOS:             tt.GOOS,
-		GOARCH:           tt.GOARCH,
-		PostgresVersion:  rec.PostgresVersion,
-		CatalogVersion:   rec.CatalogVersion,
-		Toolchain:        toolchain,
-		Sources:          append([]dist.SourcePin{}, rec.Sources...),
-		SourcePinsSHA256: rec.SourcePinsHash,
-		Runtime:          jobs[0].art,
+		FormatVersion:     dist.FormatVersion,
+		Target:            rec.Target,
+		GOOS:              tt.GOOS,
+		GOARCH:            tt.GOARCH,
+		RuntimeExtensions: runtimeExts,
+		PostgresVersion:   rec.PostgresVersion,
+		CatalogVersion:    rec.CatalogVersion,
+		Toolchain:         toolchain,
+		Sources:           append([]dist.SourcePin{}, rec.Sources...),
+		SourcePinsSHA256:  rec.SourcePinsHash,
+		Runtime:           jobs[0].art,
 		PgdataTemplate: dist.Template{
 			Artifact:         jobs[1].art,
 			CatalogVersion:   tmplMeta.CatalogVersion,
@@ -410,4 +415,19 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// controlFiles lists the SQL extensions an install tree provides: the
+// names of its share/postgresql/extension/*.control files, sorted.
+func controlFiles(dir string) ([]string, error) {
+	matches, err := filepath.Glob(filepath.Join(dir, "share", "postgresql", "extension", "*.control"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range matches {
+		out = append(out, strings.TrimSuffix(filepath.Base(m), ".control"))
+	}
+	sort.Strings(out)
+	return out, nil
 }
