@@ -39,8 +39,24 @@ func testDist(t *testing.T) string {
 // passing passes CREATE EXTENSION through the loader, its query, a restart
 // and a dump/restore round trip).
 func TestE2ESmoke(t *testing.T) {
-	d := testDist(t)
-	res := e2e.Run(t, "assets", "smoke", "--target", "linux-amd64", "--dist", d, "--json")
+	smokeTarget(t, "linux-amd64", testDist(t))
+}
+
+// TestE2ESmokeCrossTarget is TestE2ESmoke for the cross-compiled
+// linux-arm64 dist, started through qemu-user on this machine: the dist the
+// release stages is one that was started and smoke-tested.
+func TestE2ESmokeCrossTarget(t *testing.T) {
+	e2e.Require(t)
+	d := os.Getenv("PGXTASK_SMOKE_TEST_DIST_ARM64")
+	if d == "" {
+		d = e2e.Dist(t, "linux-arm64")
+	}
+	smokeTarget(t, "linux-arm64", d)
+}
+
+func smokeTarget(t *testing.T, target, d string) {
+	t.Helper()
+	res := e2e.Run(t, "assets", "smoke", "--target", target, "--dist", d, "--json")
 	var out struct {
 		smoke.Report
 		Mismatches []string `json:"mismatches"`
