@@ -520,13 +520,17 @@ func (inst *Instance) url(user, db string) string {
 // password) when TCP was asked for, else over the unix socket
 // (postgres:///db?host=<socket folder>&port=...), which needs no password.
 // pgx, database/sql drivers and libpq accept both forms.
-func (inst *Instance) DatabaseURL() string {
+func (inst *Instance) DatabaseURL() string { return inst.DatabaseURLFor(inst.cfg.Database) }
+
+// DatabaseURLFor is DatabaseURL with another database of the same server
+// (same role, same transport and password).
+func (inst *Instance) DatabaseURLFor(database string) string {
 	if inst.cfg.TCP {
 		u := url.URL{Scheme: "postgres", User: url.UserPassword(inst.cfg.Username, inst.password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.port)),
-			Path: "/" + inst.cfg.Database, RawQuery: "sslmode=disable"}
+			Path: "/" + database, RawQuery: "sslmode=disable"}
 		return u.String()
 	}
-	return inst.url(inst.cfg.Username, inst.cfg.Database)
+	return inst.url(inst.cfg.Username, database)
 }
 
 // Password is the password of Config.Username for TCP connections: the
