@@ -50,6 +50,7 @@ type prepared struct {
 	baseDir     string
 	runtimeDir  string
 	templateDir string // the PGDATA inside the template entry
+	derived     bool   // templateDir is a derived template: setup is done in it
 	superuser   string
 }
 
@@ -302,6 +303,15 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 			root.release()
 		}
 	}()
+	if _, err := os.Stat(filepath.Join(root.dataDir(), "PG_VERSION")); err != nil && p.needsDerived(&cfg) {
+		phase := time.Now()
+		d, err := p.derivedTemplate(ctx, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		p.templateDir, p.derived = d, true
+		cfg.Trace("derived-template", time.Since(phase))
+	}
 	phase := time.Now()
 	created, err := root.installTemplate(p.templateDir, p.user)
 	cfg.Trace("template-install", time.Since(phase))
@@ -440,6 +450,13 @@ func (inst *Instance) setup(ctx context.Context, p *prepared) error {
 	for _, e := range p.exts {
 		if e.SQLName != "" {
 			sqlExts = append(sqlExts, e)
+		}
+	}
+	if p.derived {
+		// The role, database and extensions are in the template.
+		sqlExts = nil
+		if !cfg.TCP {
+			return nil
 		}
 	}
 	if cfg.Username == inst.superuser && cfg.Database == "postgres" && len(sqlExts) == 0 && !cfg.TCP {

@@ -104,7 +104,7 @@ func newDB(ctx context.Context, testName string, cfg Config) (*DB, error) {
 	if cfg.Migrate != nil && cfg.MigrationKey == "" {
 		return nil, errors.New("Config.Migrate is set but Config.MigrationKey is empty: give a key that changes when the migrations change (for example a hash of their files)")
 	}
-	srv, err := serverFor(ctx, cfg.Server)
+	srv, err := serverFor(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func newDB(ctx context.Context, testName string, cfg Config) (*DB, error) {
 var cloneStrategy = "FILE_COPY"
 
 func drop(ctx context.Context, cfg Config, name string) error {
-	srv, err := serverFor(ctx, cfg.Server)
+	srv, err := serverFor(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -194,9 +194,12 @@ type serverOnce struct {
 	err  error
 }
 
-// serverKey tells apart the Server configs that need servers of their
-// own: extension sets and settings. The Dist of the first caller is used.
-func serverKey(c loader.Config) string {
+// serverKey tells apart the configs that need servers of their own:
+// extension sets, settings and migration keys (a migrated template is
+// part of the server's PGDATA, see startServer). The Dist of the first
+// caller is used.
+func serverKey(cfg Config) string {
+	c := cfg.Server
 	exts := append([]string(nil), c.Extensions...)
 	sort.Strings(exts)
 	var set []string
@@ -204,11 +207,15 @@ func serverKey(c loader.Config) string {
 		set = append(set, k+"="+v)
 	}
 	sort.Strings(set)
-	return fmt.Sprintf("%q %q %q %q %q %v %q", exts, set, c.Root, c.TempDir, c.CacheDir, c.TCP, c.Username)
+	mk := ""
+	if cfg.Migrate != nil {
+		mk = cfg.MigrationKey
+	}
+	return fmt.Sprintf("%q %q %q %q %q %v %q %q", exts, set, c.Root, c.TempDir, c.CacheDir, c.TCP, c.Username, mk)
 }
 
-func serverFor(ctx context.Context, c loader.Config) (*server, error) {
-	key := serverKey(c)
+func serverFor(ctx context.Context, cfg Config) (*server, error) {
+	key := serverKey(cfg)
 	serversMu.Lock()
 	so := servers[key]
 	if so == nil {
@@ -216,15 +223,41 @@ func serverFor(ctx context.Context, c loader.Config) (*server, error) {
 		servers[key] = so
 	}
 	serversMu.Unlock()
-	so.once.Do(func() { so.srv, so.err = startServer(ctx, c) })
+	so.once.Do(func() { so.srv, so.err = startServer(ctx, cfg) })
 	return so.srv, so.err
 }
 
-func startServer(ctx context.Context, c loader.Config) (*server, error) {
+// startServer opens the server of cfg. The loader makes its PGDATA from a
+// derived template (see the loader's "Derived templates"): the base
+// database with the extensions and, with Migrate, the migrated template
+// database, made once in the cache, under its lock, for every process that
+// asks for the same extensions, settings and MigrationKey.
+func startServer(ctx context.Context, cfg Config) (*server, error) {
+	c := cfg.Server
 	c.Database = baseDB
 	trace := c.Trace
 	if trace == nil {
 		trace = func(string, time.Duration) {}
+	}
+	if cfg.Migrate != nil {
+		c.MigrationKey = "loadertest 1 " + cfg.MigrationKey
+		c.Migrate = func(ctx context.Context, url string) error {
+			connect := func(ctx context.Context, db string) (*pgx.Conn, error) {
+				cc, err := pgx.ParseConfig(url)
+				if err != nil {
+					return nil, err
+				}
+				cc.Database = db
+				return pgx.ConnectConfig(ctx, cc)
+			}
+			admin, err := connect(ctx, "postgres")
+			if err != nil {
+				return err
+			}
+			defer admin.Close(ctx)
+			_, err = makeTemplate(ctx, admin, connect, cfg)
+			return err
+		}
 	}
 	inst, err := loader.Open(ctx, c)
 	if err != nil {
@@ -278,37 +311,48 @@ func (s *server) template(ctx context.Context, cfg Config) (string, error) {
 }
 
 func (s *server) makeTemplate(ctx context.Context, cfg Config) (string, error) {
-	sum := sha256.Sum256([]byte(cfg.MigrationKey))
-	name := "loadertest_tmpl_" + hex.EncodeToString(sum[:8])
-	building := name + "_building"
-	lockID := int64(binary.BigEndian.Uint64(sum[8:16]))
-	start := time.Now()
-
 	conn, err := s.admin.Acquire(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
+	start := time.Now()
+	name, err := makeTemplate(ctx, conn.Conn(), func(ctx context.Context, db string) (*pgx.Conn, error) {
+		return pgx.Connect(ctx, s.inst.DatabaseURLFor(db))
+	}, cfg)
+	s.trace("template", time.Since(start))
+	return name, err
+}
+
+// makeTemplate makes (or finds) the migrated template database of
+// cfg.MigrationKey, working through admin (a connection to the postgres
+// database) under an advisory lock on the key's hash.
+func makeTemplate(ctx context.Context, admin *pgx.Conn, connect func(context.Context, string) (*pgx.Conn, error), cfg Config) (string, error) {
+	sum := sha256.Sum256([]byte(cfg.MigrationKey))
+	name := "loadertest_tmpl_" + hex.EncodeToString(sum[:8])
+	building := name + "_building"
+	lockID := int64(binary.BigEndian.Uint64(sum[8:16]))
+
+	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
 		return "", fmt.Errorf("template %s: lock: %w", name, err)
 	}
-	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", lockID)
+	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", lockID)
 
 	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
 	if exists {
 		return name, nil
 	}
 	// A template left half made by a process that died while migrating.
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(building)+" WITH (FORCE)"); err != nil {
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(building)+" WITH (FORCE)"); err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+quoteIdent(building)+" TEMPLATE "+quoteIdent(baseDB)+" STRATEGY "+cloneStrategy); err != nil {
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+quoteIdent(building)+" TEMPLATE "+quoteIdent(baseDB)+" STRATEGY "+cloneStrategy); err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
-	mc, err := pgx.Connect(ctx, s.inst.DatabaseURLFor(building))
+	mc, err := connect(ctx, building)
 	if err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
@@ -317,13 +361,12 @@ func (s *server) makeTemplate(ctx context.Context, cfg Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("migrate (MigrationKey %q): %w", cfg.MigrationKey, err)
 	}
-	if _, err := conn.Exec(ctx, "ALTER DATABASE "+quoteIdent(building)+" RENAME TO "+quoteIdent(name)); err != nil {
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+quoteIdent(building)+" RENAME TO "+quoteIdent(name)); err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
-	if _, err := conn.Exec(ctx, "ALTER DATABASE "+quoteIdent(name)+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+quoteIdent(name)+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
-	s.trace("migrate", time.Since(start))
 	return name, nil
 }
 

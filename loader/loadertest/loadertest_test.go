@@ -1,9 +1,13 @@
 package loadertest
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +24,9 @@ import (
 var testCache string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("LOADERTEST_HELPER") == "1" {
+		os.Exit(helper())
+	}
 	code := m.Run()
 	Close()
 	if testCache != "" {
@@ -48,7 +55,7 @@ func serverConfig(t testing.TB) loader.Config {
 
 func exists(t testing.TB, cfg Config, name string) bool {
 	t.Helper()
-	srv, err := serverFor(context.Background(), cfg.Server)
+	srv, err := serverFor(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,5 +216,73 @@ func BenchmarkNewFirstQuery(b *testing.B) {
 			b.ReportMetric(median(samples), "median-ms")
 			b.ReportMetric(median(clones), "clone-ms")
 		})
+	}
+}
+
+// helperConfig is the config of the helper processes of
+// TestProcessesShareTheMigratedTemplate: each Migrate run appends a line
+// to $LOADERTEST_RUNS.
+func helperConfig(server loader.Config) Config {
+	return Config{Server: server, MigrationKey: os.Getenv("LOADERTEST_KEY"), Migrate: func(ctx context.Context, conn *pgx.Conn) error {
+		if f, err := os.OpenFile(os.Getenv("LOADERTEST_RUNS"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+			f.WriteString("run\n")
+			f.Close()
+		}
+		_, err := conn.Exec(ctx, "CREATE TABLE shared (a int); INSERT INTO shared VALUES (42)")
+		return err
+	}}
+}
+
+func helper() int {
+	cfg := helperConfig(loader.Config{Dist: loader.DirFS(os.Getenv("PGXTASK_LOADER_TEST_DIST")), CacheDir: os.Getenv("LOADERTEST_CACHE")})
+	db, err := newDB(context.Background(), "helper", cfg)
+	if err == nil {
+		var a int
+		err = db.Pool.QueryRow(context.Background(), "SELECT a FROM shared").Scan(&a)
+		if err == nil && a != 42 {
+			err = fmt.Errorf("shared.a = %d", a)
+		}
+	}
+	Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestProcessesShareTheMigratedTemplate: test processes that start at once
+// with the same MigrationKey and an empty cache run the migration once
+// between them (the loader's derived template, made under the cache lock),
+// and each gets a migrated database.
+func TestProcessesShareTheMigratedTemplate(t *testing.T) {
+	serverConfig(t) // skips without a dist
+	cache, err := os.MkdirTemp("", "loadertest-procs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(cache, 0o755)
+	defer os.RemoveAll(cache)
+	runs := cache + "/runs"
+	const n = 3
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "LOADERTEST_HELPER=1", "LOADERTEST_CACHE="+cache, "LOADERTEST_RUNS="+runs, "LOADERTEST_KEY="+t.Name())
+		out := &bytes.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("process %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	if data, _ := os.ReadFile(runs); strings.Count(string(data), "run") != 1 {
+		t.Fatalf("Migrate ran %d times in %d processes, want 1", strings.Count(string(data), "run"), n)
 	}
 }
