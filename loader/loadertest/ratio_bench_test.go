@@ -53,7 +53,9 @@ func newFloor(b *testing.B, cacheDir, base string) *floor {
 
 // containsPlus reports whether a runtime entry is one with extensions
 // (<sha256>+<set key>).
-func containsPlus(p string) bool { return strings.Contains(filepath.Base(filepath.Dir(filepath.Dir(p))), "+") }
+func containsPlus(p string) bool {
+	return strings.Contains(filepath.Base(filepath.Dir(filepath.Dir(p))), "+")
+}
 
 // prepare makes the data folder of one run (untimed).
 func (f *floor) prepare(b *testing.B) string {
