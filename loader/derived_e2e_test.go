@@ -3,6 +3,8 @@ package loader
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"sync"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,9 +49,17 @@ func TestDerivedTemplate(t *testing.T) {
 	t.Setenv("PGXTASK_LOADER_HELPER_KEY", "v1")
 	derivedHelperConfig(&cfg)
 	cfg.Username = "app_user"
+	cfg.Settings = map[string]string{"log_statement": "all"}
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
+		var log lockedBuffer
+		cfg.Logger = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		inst := mustOpen(t, cfg)
+		// The first open builds the template (its server logs the setup);
+		// the second copies it and runs no setup statement.
+		if got := strings.Contains(log.String(), "CREATE EXTENSION"); got != (i == 0) {
+			t.Fatalf("open %d: CREATE EXTENSION in the server log = %v", i, got)
+		}
 		conn, err := pgx.Connect(ctx, inst.DatabaseURL())
 		if err != nil {
 			t.Fatal(err)
@@ -116,4 +126,21 @@ func TestDerivedTemplateConcurrentProcesses(t *testing.T) {
 	if tmp, _ := filepath.Glob(filepath.Join(cacheDir, "*", ".tmp-*")); len(tmp) > 0 {
 		t.Errorf("temporary entries left: %v", tmp)
 	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
