@@ -90,6 +90,11 @@ func (p *prepared) buildDerived(ctx context.Context, cfg *Config, tmp string) ([
 	if _, ok := sub.Settings["fsync"]; !ok {
 		sub.Settings["fsync"] = "off"
 	}
+	// WAL segments that the checkpoint retires are removed, not kept for
+	// reuse: every open would copy them.
+	if _, ok := sub.Settings["wal_recycle"]; !ok {
+		sub.Settings["wal_recycle"] = "off"
+	}
 	inst, err := Open(ctx, sub)
 	if err != nil {
 		return nil, err
@@ -121,6 +126,7 @@ func (p *prepared) buildDerived(ctx context.Context, cfg *Config, tmp string) ([
 	if err := os.RemoveAll(sub.Root); err != nil {
 		return nil, err
 	}
+	sparsify(tmp) // the WAL segment's unused tail, as for the dist's template
 	inputs := []receiptInput{{Archive: p.man.PgdataTemplate.Archive, SHA256: p.man.PgdataTemplate.SHA256}}
 	for _, e := range p.exts {
 		inputs = append(inputs, receiptInput{Archive: e.Archive, SHA256: e.SHA256})

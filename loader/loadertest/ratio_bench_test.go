@@ -36,7 +36,14 @@ func newFloor(b *testing.B, cacheDir, base string) *floor {
 			bin = p
 		}
 	}
-	tmpl, _ := filepath.Glob(filepath.Join(cacheDir, "pgdata-template", "*", "data"))
+	// The entry holds the PGDATA at its top or in data/.
+	tmpl, _ := filepath.Glob(filepath.Join(cacheDir, "pgdata-template", "*", "PG_VERSION"))
+	if len(tmpl) == 0 {
+		tmpl, _ = filepath.Glob(filepath.Join(cacheDir, "pgdata-template", "*", "data", "PG_VERSION"))
+	}
+	for i := range tmpl {
+		tmpl[i] = filepath.Dir(tmpl[i])
+	}
 	if bin == "" || len(tmpl) != 1 {
 		b.Fatalf("floor: no runtime or template in %s (%v, %v)", cacheDir, pg, tmpl)
 	}
