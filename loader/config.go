@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"context"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -69,6 +70,19 @@ type Config struct {
 	// no password: only the server's user (and root) can reach it.
 	Password string
 
+	// Migrate, when set, runs once per MigrationKey against a new PGDATA
+	// (databaseURL is DatabaseURL of that server, over the unix socket),
+	// after the role, database and extensions are made. Its result is kept
+	// in the cache as a derived template (see the package documentation,
+	// "Derived templates"), so later opens of the same key, in any process,
+	// start with it done. A persistent root whose PGDATA exists is opened
+	// as it is: Migrate does not run for it.
+	Migrate func(ctx context.Context, databaseURL string) error
+	// MigrationKey names what Migrate does (for example a hash of the
+	// migration files); required with Migrate. Change it when the
+	// migrations change: the key, not the function, picks the template.
+	MigrationKey string
+
 	// ServerUID and ServerGID are the uid and gid the server runs as when
 	// the calling process is root (PostgreSQL refuses to run as root); they
 	// are not used otherwise. Zero ServerUID means: the owner of a
@@ -109,6 +123,10 @@ type Config struct {
 	// StopTimeout bounds the shutdown in Close before the server's process
 	// group is killed; default 10s.
 	StopTimeout time.Duration
+
+	// noDerive makes an open copy the dist's own template and do its setup
+	// itself (the open that builds a derived template).
+	noDerive bool
 }
 
 // DirFS returns the dist folder dir as an fs.FS for Config.Dist. Unlike

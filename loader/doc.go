@@ -47,7 +47,9 @@
 //     requested extensions (and those they require) with CREATE EXTENSION;
 //     modules whose lifecycle is preload-required go into
 //     shared_preload_libraries, load-sql modules into
-//     session_preload_libraries.
+//     session_preload_libraries. With extensions or Config.Migrate, a new
+//     PGDATA is a copy of a derived template that has all of this done
+//     (see Derived templates), and only the TCP password is left to set.
 //
 // A cancelled ctx stops Open at the next step (an extraction at its next
 // read, a starting server at once); what the open made so far is removed,
@@ -88,6 +90,28 @@
 // BenchmarkOpenFirstQuery measures the whole path; the README has the
 // figures and where the time goes.
 //
+// # Derived templates
+//
+// CREATE EXTENSION and a caller's migrations are work that every open of
+// the same configuration would repeat. Instead, the first open that needs
+// a new PGDATA with extensions to create, or with Config.Migrate, builds a
+// derived template: it starts a server on a copy of the dist's PGDATA
+// template in a scratch root inside the temporary folder of a new cache
+// entry, creates the role, the database and the extensions there (with
+// the settings their lifecycle needs), runs Migrate, then CHECKPOINT and a
+// fast (clean) shutdown, and renames the entry into place with its receipt.
+// Later opens, in any process, copy that PGDATA as they would the dist's
+// and start with the work done. The entry is keyed by what made it: the
+// dist's template (sha256), the PostgreSQL version, the sorted ids and
+// sha256s of the extension archives, Config.Username and Config.Database,
+// every Config.Settings entry (the loader cannot tell which settings change
+// the data, so any change makes a new template) and Config.MigrationKey.
+// The key, not the Migrate function, identifies the migration: change
+// MigrationKey when the migrations change. The entry is made once under
+// its file lock like every cache entry; processes that open the same
+// configuration at once wait for the first. A persistent root whose PGDATA
+// exists is opened as it is.
+//
 // # Receipts and verification
 //
 // A cache entry holds a receipt (.pgxtask-receipt.json, with the file list
@@ -108,6 +132,7 @@
 //	runtime/<runtime-sha256>/              runtime.tar.zst, extracted (immutable)
 //	runtime/<runtime-sha256>+<set-key>/    the runtime plus a set of extensions (immutable)
 //	pgdata-template/<template-sha256>/     the extracted PGDATA template (immutable)
+//	pgdata-derived/<template>+<key>/       a derived template (immutable, see Derived templates)
 //	tools/<tool-sha256>/                   a tool archive (pg_dump), extracted (immutable)
 //	locks/                                 one lock file per entry
 //	extractions.log                        one line per extraction (audit trail)

@@ -53,6 +53,10 @@ func runHelper(mode string) int {
 	}
 	cfg := Config{Dist: DirFS(os.Getenv("PGXTASK_LOADER_HELPER_DIST")), Root: os.Getenv("PGXTASK_LOADER_HELPER_ROOT"),
 		TempDir: os.Getenv("PGXTASK_LOADER_HELPER_TEMPDIR"), TCP: os.Getenv("PGXTASK_LOADER_HELPER_TCP") == "1"}
+	if mode == "derived" {
+		derivedHelperConfig(&cfg)
+		mode = "open-close"
+	}
 	inst, err := Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)

@@ -50,6 +50,7 @@ type prepared struct {
 	baseDir     string
 	runtimeDir  string
 	templateDir string // the PGDATA inside the template entry
+	derived     bool   // templateDir is a derived template: setup is done in it
 	superuser   string
 }
 
@@ -302,6 +303,15 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 			root.release()
 		}
 	}()
+	if _, err := os.Stat(filepath.Join(root.dataDir(), "PG_VERSION")); err != nil && p.needsDerived(&cfg) {
+		phase := time.Now()
+		d, err := p.derivedTemplate(ctx, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		p.templateDir, p.derived = d, true
+		cfg.Trace("derived-template", time.Since(phase))
+	}
 	phase := time.Now()
 	created, err := root.installTemplate(p.templateDir, p.user)
 	cfg.Trace("template-install", time.Since(phase))
@@ -442,6 +452,13 @@ func (inst *Instance) setup(ctx context.Context, p *prepared) error {
 			sqlExts = append(sqlExts, e)
 		}
 	}
+	if p.derived {
+		// The role, database and extensions are in the template.
+		sqlExts = nil
+		if !cfg.TCP {
+			return nil
+		}
+	}
 	if cfg.Username == inst.superuser && cfg.Database == "postgres" && len(sqlExts) == 0 && !cfg.TCP {
 		return nil
 	}
@@ -520,13 +537,17 @@ func (inst *Instance) url(user, db string) string {
 // password) when TCP was asked for, else over the unix socket
 // (postgres:///db?host=<socket folder>&port=...), which needs no password.
 // pgx, database/sql drivers and libpq accept both forms.
-func (inst *Instance) DatabaseURL() string {
+func (inst *Instance) DatabaseURL() string { return inst.DatabaseURLFor(inst.cfg.Database) }
+
+// DatabaseURLFor is DatabaseURL with another database of the same server
+// (same role, same transport and password).
+func (inst *Instance) DatabaseURLFor(database string) string {
 	if inst.cfg.TCP {
 		u := url.URL{Scheme: "postgres", User: url.UserPassword(inst.cfg.Username, inst.password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.port)),
-			Path: "/" + inst.cfg.Database, RawQuery: "sslmode=disable"}
+			Path: "/" + database, RawQuery: "sslmode=disable"}
 		return u.String()
 	}
-	return inst.url(inst.cfg.Username, inst.cfg.Database)
+	return inst.url(inst.cfg.Username, database)
 }
 
 // Password is the password of Config.Username for TCP connections: the
