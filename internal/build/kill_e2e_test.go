@@ -148,18 +148,26 @@ func waitLine(t *testing.T, cmd *exec.Cmd, lines <-chan string, marker string) {
 }
 
 // runningHolder is the holder label of the running container of root's
-// build (there is one while a step runs).
+// build (there is one while a step runs). The step's first line can reach
+// the build before the engine records the container as running, so the
+// list is asked again for a few seconds.
 func runningHolder(t *testing.T, cli *client.Client, root string) string {
 	t.Helper()
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{
-		Filters: filters.NewArgs(filters.Arg("label", runner.LabelOutputRoot+"="+root))})
-	if err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		list, err := cli.ContainerList(context.Background(), container.ListOptions{
+			Filters: filters.NewArgs(filters.Arg("label", runner.LabelOutputRoot+"="+root))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 1 {
+			return list[0].Labels[runner.LabelHolder]
+		}
+		if len(list) > 1 || time.Now().After(deadline) {
+			t.Fatalf("%d running containers are labelled with output root %s, want 1", len(list), root)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	if len(list) != 1 {
-		t.Fatalf("%d running containers are labelled with output root %s, want 1", len(list), root)
-	}
-	return list[0].Labels[runner.LabelHolder]
 }
 
 // containersOf counts root's containers of holder ("" = any), running only
