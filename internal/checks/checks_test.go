@@ -11,42 +11,12 @@ import (
 	"testing"
 
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/project/projecttest"
 )
 
 // wasixProject makes a project tree in a temp folder with this project's
 // sources.toml and WASIX recipe, and points PGXTASK_ROOT at it.
-func wasixProject(t *testing.T) project.Layout {
-	t.Helper()
-	here, err := project.FindFromWD()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	copyFile := func(rel string) {
-		b, err := os.ReadFile(filepath.Join(here.Root, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(root, rel)
-		os.MkdirAll(filepath.Dir(dst), 0o755)
-		if err := os.WriteFile(dst, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	copyFile("assets/sources.toml")
-	copyFile("assets/generated/wasix-dl.exports")
-	files, _ := filepath.Glob(filepath.Join(here.Root, "assets", "wasix-build", "*"))
-	more, _ := filepath.Glob(filepath.Join(here.Root, "assets", "wasix-build", "scripts", "*"))
-	for _, f := range append(files, more...) {
-		if st, _ := os.Stat(f); st.IsDir() {
-			continue
-		}
-		rel, _ := filepath.Rel(here.Root, f)
-		copyFile(rel)
-	}
-	t.Setenv("PGXTASK_ROOT", root)
-	return project.Layout{Root: root}
-}
+func wasixProject(t *testing.T) project.Layout { return projecttest.Wasix(t) }
 
 func TestWasixRecipeCheck(t *testing.T) {
 	l := wasixProject(t)
