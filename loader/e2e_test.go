@@ -23,6 +23,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/pgserver"
+	"github.com/pglite-oxide/pgxtask/internal/proctest"
 )
 
 // The end-to-end tests start real PostgreSQL servers from the dist that the
@@ -190,7 +191,7 @@ func TestOpenQueryClose(t *testing.T) {
 	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("temporary root %s still exists after Close: %v", root, err)
 	}
-	if alive(inst.PID()) && !zombie(inst.PID()) {
+	if !proctest.Gone(inst.PID()) {
 		t.Fatalf("postgres %d still runs after Close", inst.PID())
 	}
 }
@@ -201,7 +202,7 @@ func TestOpenQueryClose(t *testing.T) {
 // share) and that a second server does not get.
 func TestServerUser(t *testing.T) {
 	inst := mustOpen(t, testConfig(t))
-	uid := procUID(t, inst.PID())
+	uid := proctest.UID(t, inst.PID())
 	if os.Geteuid() != 0 {
 		if uid != os.Geteuid() {
 			t.Fatalf("postgres runs as uid %d, want the caller's %d", uid, os.Geteuid())
@@ -217,7 +218,7 @@ func TestServerUser(t *testing.T) {
 			t.Fatalf("uid %d is in /etc/passwd: %s", uid, line)
 		}
 	}
-	if other := mustOpen(t, testConfig(t)); procUID(t, other.PID()) == uid {
+	if other := mustOpen(t, testConfig(t)); proctest.UID(t, other.PID()) == uid {
 		t.Fatalf("two servers share uid %d", uid)
 	}
 
@@ -231,13 +232,13 @@ func TestServerUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := procUID(t, inst2.PID()); got != cfg.ServerUID {
+	if got := proctest.UID(t, inst2.PID()); got != cfg.ServerUID {
 		t.Fatalf("with Config.ServerUID %d postgres runs as uid %d", cfg.ServerUID, got)
 	}
 	inst2.Close()
 	cfg.ServerUID = 0
 	inst2 = mustOpen(t, cfg)
-	if got := procUID(t, inst2.PID()); got != 1999999001 {
+	if got := proctest.UID(t, inst2.PID()); got != 1999999001 {
 		t.Fatalf("the reopened persistent root runs as uid %d, want its PGDATA's owner 1999999001", got)
 	}
 }
@@ -440,8 +441,8 @@ func TestParentKilled(t *testing.T) {
 	cmd.Wait()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		left := processesUnder(root)
-		if len(left) == 0 && (!alive(pid) || zombie(pid)) {
+		left := proctest.Under(root)
+		if len(left) == 0 && proctest.Gone(pid) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -573,54 +574,6 @@ func flipByte(t *testing.T, path string) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// procUID reads the real uid of a process from /proc.
-func procUID(t *testing.T, pid int) int {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
-			uid, _ := strconv.Atoi(f[1])
-			return uid
-		}
-	}
-	t.Fatalf("no Uid in /proc/%d/status", pid)
-	return -1
-}
-
-// zombie reports whether pid has exited but not been reaped yet.
-func zombie(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
-}
-
-// processesUnder lists live processes whose command line mentions dir.
-func processesUnder(dir string) []string {
-	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || zombie(pid) {
-			continue
-		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
-			continue
-		}
-		if bytes.Contains(cmdline, []byte(dir)) {
-			out = append(out, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
-		}
-	}
-	return out
 }
 
 // BenchmarkOpenFirstQuery measures what a user waits for with a warm

@@ -25,6 +25,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/pgserver"
+	"github.com/pglite-oxide/pgxtask/internal/proctest"
 )
 
 // runProbe is the child of TestOtherUserIsKeptOut, run as a third uid: it
@@ -57,7 +58,7 @@ func TestOtherUserIsKeptOut(t *testing.T) {
 	}
 	cfg.TCP = true
 	inst := mustOpen(t, cfg)
-	serverUID := procUID(t, inst.PID())
+	serverUID := proctest.UID(t, inst.PID())
 	third, err := pgserver.PickUser()
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +242,7 @@ func TestKilledOpenerLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(leftRoot); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the root %s of the killed process survived the next Open: %v", leftRoot, err)
 	}
-	if left := processesUnder(leftRoot); len(left) > 0 {
+	if left := proctest.Under(leftRoot); len(left) > 0 {
 		t.Fatalf("processes of the killed opener's root: %v", left)
 	}
 	roots, _ := filepath.Glob(filepath.Join(cfg.TempDir, "pgxtask-*"))
@@ -415,7 +416,7 @@ func TestFailurePaths(t *testing.T) {
 		if roots, _ := filepath.Glob(filepath.Join(tempDir, "pgxtask-*")); len(roots) > 0 {
 			t.Errorf("a failed open left roots: %v", roots)
 		}
-		if left := processesUnder(tempDir); len(left) > 0 {
+		if left := proctest.Under(tempDir); len(left) > 0 {
 			t.Errorf("a failed open left processes: %v", left)
 		}
 	}
@@ -449,7 +450,7 @@ func TestFailurePaths(t *testing.T) {
 		if _, err := os.Stat(inst.Root()); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the root survived: %v", err)
 		}
-		if left := processesUnder(inst.Root()); len(left) > 0 {
+		if left := proctest.Under(inst.Root()); len(left) > 0 {
 			t.Errorf("processes left: %v", left)
 		}
 	})
@@ -534,7 +535,7 @@ func TestFailurePaths(t *testing.T) {
 		}
 		_, err = Open(ctx, cfg)
 		wantErr(t, err, ErrVersionMismatch, "PostgreSQL 14 PGDATA", "a dist of version 14")
-		if left := processesUnder(cfg.Root); len(left) > 0 {
+		if left := proctest.Under(cfg.Root); len(left) > 0 {
 			t.Errorf("processes left: %v", left)
 		}
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
+	"github.com/pglite-oxide/pgxtask/internal/proctest"
 )
 
 // The end-to-end tests here run the real postgres of the dist that the e2e
@@ -181,23 +182,13 @@ func copyDir(src, dst string, owner *User) error {
 func gone(pid int, limit time.Duration) bool {
 	for deadline := time.Now().Add(limit); ; time.Sleep(10 * time.Millisecond) {
 		err := syscall.Kill(pid, 0)
-		if errors.Is(err, syscall.ESRCH) || isZombie(pid) {
+		if errors.Is(err, syscall.ESRCH) || proctest.Zombie(pid) {
 			return true
 		}
 		if time.Now().After(deadline) {
 			return false
 		}
 	}
-}
-
-func isZombie(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
 func TestArgs(t *testing.T) {
@@ -279,7 +270,7 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("no socket: %v", err)
 	}
 	if testUser != nil {
-		if uid := procUID(t, s.PID()); uid != testUser.UID {
+		if uid := proctest.UID(t, s.PID()); uid != testUser.UID {
 			t.Fatalf("postgres runs as uid %d, want %d", uid, testUser.UID)
 		}
 	}
@@ -378,14 +369,9 @@ func assertNoServer(t *testing.T, dataDir string) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var left []string
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || isZombie(pid) {
-				continue
-			}
-			if cwd, err := os.Stat("/proc/" + e.Name() + "/cwd"); err == nil && os.SameFile(cwd, dd) {
-				left = append(left, e.Name())
+		for _, pid := range proctest.All() {
+			if cwd, err := os.Stat(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && os.SameFile(cwd, dd) {
+				left = append(left, strconv.Itoa(pid))
 			}
 		}
 		if len(left) == 0 {
@@ -396,22 +382,6 @@ func assertNoServer(t *testing.T, dataDir string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func procUID(t *testing.T, pid int) int {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
-			uid, _ := strconv.Atoi(f[1])
-			return uid
-		}
-	}
-	t.Fatalf("no Uid in /proc/%d/status", pid)
-	return -1
 }
 
 // runHelper is the child of TestParentDeath: it starts a server on the
@@ -485,20 +455,8 @@ func TestParentDeath(t *testing.T) {
 // hasWatchdog reports whether a child of parent is the watchdog shell of
 // postmaster pid.
 func hasWatchdog(parent, pid int) bool {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[1] != strconv.Itoa(parent) {
-			continue
-		}
-		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if strings.Contains(string(cmdline), "kill -QUIT "+strconv.Itoa(pid)) {
+	for _, p := range proctest.All() {
+		if _, ppid, _ := proctest.Stat(p); ppid == parent && strings.Contains(proctest.Cmdline(p), "kill -QUIT "+strconv.Itoa(pid)) {
 			return true
 		}
 	}
