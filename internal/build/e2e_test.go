@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
@@ -21,6 +20,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
+	"github.com/pglite-oxide/pgxtask/internal/runner/runnertest"
 )
 
 const target = "linux-amd64"
@@ -43,19 +43,6 @@ func builtTarget(t *testing.T) string {
 	res := e2e.MustRun(t, "assets", "build", "--target", target, "--runner", "docker", "--execute", "--ccache")
 	t.Logf("assets build: %s\n%s", res.Elapsed, res.Stderr)
 	return l.TargetDir(target)
-}
-
-func dockerClient(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.Ping(context.Background()); err != nil {
-		t.Fatalf("docker engine: %v (run 'sudo bash scripts/setup')", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
 }
 
 // createdContainers lists the pgxtask stages of containers created between
@@ -81,21 +68,6 @@ func createdContainers(t *testing.T, cli *client.Client, since, until time.Time)
 			return out
 		}
 	}
-}
-
-// leftoverContainers lists the containers of one pgxtask stage, running or
-// not.
-func leftoverContainers(t *testing.T, cli *client.Client, stage string) []string {
-	t.Helper()
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", runner.LabelStage+"="+stage))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, c := range list {
-		out = append(out, c.ID[:12]+" "+c.Labels[runner.LabelStage])
-	}
-	return out
 }
 
 // TestE2ENativeBuild: the real docker build of PostgreSQL 15.18, every plan
@@ -140,7 +112,7 @@ func TestE2ENativeBuild(t *testing.T) {
 		t.Fatalf("template.json: %v %+v", err, tm)
 	}
 
-	cli := dockerClient(t)
+	cli := runnertest.Client(t)
 	start := time.Now()
 	res := e2e.MustRun(t, "assets", "build", "--target", target, "--runner", "docker", "--execute")
 	end := time.Now()
@@ -247,7 +219,7 @@ func TestE2ECompilerRecord(t *testing.T) {
 // completed unit is left, then builds again: only vector is rebuilt.
 func TestE2EInterruptAndRebuildOne(t *testing.T) {
 	out := builtTarget(t)
-	cli := dockerClient(t)
+	cli := runnertest.Client(t)
 	root := filepath.Join(t.TempDir(), "out")
 	os.MkdirAll(root, 0o755)
 	if b, err := exec.Command("cp", "-a", filepath.Join(out, "stage"), filepath.Join(root, "stage")).CombinedOutput(); err != nil {
@@ -297,7 +269,7 @@ func TestE2EInterruptAndRebuildOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
-	for len(leftoverContainers(t, cli, "pgxs")) == 0 {
+	for len(runnertest.Leftovers(t, cli, "pgxs")) == 0 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatalf("no build container started\n%s", stderr.String())
@@ -312,7 +284,7 @@ func TestE2EInterruptAndRebuildOne(t *testing.T) {
 	if err == nil {
 		t.Fatalf("the interrupted build exited 0\n%s", stderr.String())
 	}
-	if left := leftoverContainers(t, cli, "pgxs"); len(left) != 0 {
+	if left := runnertest.Leftovers(t, cli, "pgxs"); len(left) != 0 {
 		t.Fatalf("containers left after SIGINT: %v", left)
 	}
 	if _, err := os.Stat(filepath.Join(root, "stage", ".records", "ext--vector.json")); err == nil {

@@ -2,7 +2,6 @@ package build_test
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -11,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
+	"github.com/pglite-oxide/pgxtask/internal/runner/runnertest"
 )
 
 // TestE2EKillAndRebuild kills `assets build --execute` with SIGKILL at
@@ -28,7 +26,7 @@ import (
 // shared build of the same inputs.
 func TestE2EKillAndRebuild(t *testing.T) {
 	out := builtTarget(t)
-	cli := dockerClient(t)
+	cli := runnertest.Client(t)
 	root := filepath.Join(t.TempDir(), "out")
 	args := []string{"assets", "build", "--target", target, "--runner", "docker", "--execute",
 		"--only", "runtime", "--output-root", root,
@@ -155,11 +153,7 @@ func runningHolder(t *testing.T, cli *client.Client, root string) string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		list, err := cli.ContainerList(context.Background(), container.ListOptions{
-			Filters: filters.NewArgs(filters.Arg("label", runner.LabelOutputRoot+"="+root))})
-		if err != nil {
-			t.Fatal(err)
-		}
+		list := runnertest.Containers(t, cli, runner.LabelOutputRoot, root, true)
 		if len(list) == 1 {
 			return list[0].Labels[runner.LabelHolder]
 		}
@@ -174,11 +168,7 @@ func runningHolder(t *testing.T, cli *client.Client, root string) string {
 // or also exited.
 func containersOf(t *testing.T, cli *client.Client, root, holder string, running bool) int {
 	t.Helper()
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: !running,
-		Filters: filters.NewArgs(filters.Arg("label", runner.LabelOutputRoot+"="+root))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	list := runnertest.Containers(t, cli, runner.LabelOutputRoot, root, running)
 	n := 0
 	for _, c := range list {
 		if holder == "" || c.Labels[runner.LabelHolder] == holder {

@@ -12,11 +12,10 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
+	"github.com/pglite-oxide/pgxtask/internal/runner/runnertest"
 )
 
 // baseImage is the local image scripts/setup imports.
@@ -26,7 +25,7 @@ const baseImage = "pgxtask/debian:bookworm"
 // streaming, the user, exit codes, and removal on failure and on cancel.
 func TestE2EDockerRunner(t *testing.T) {
 	e2e.Require(t)
-	cli := dockerClient(t)
+	cli := runnertest.Client(t)
 	ctx := context.Background()
 	r, err := runner.NewDocker(ctx, "linux/amd64")
 	if err != nil {
@@ -48,7 +47,7 @@ func TestE2EDockerRunner(t *testing.T) {
 			t.Errorf("log %q lacks %q", log.String(), want)
 		}
 	}
-	if left := leftoverContainers(t, cli, "test-exit"); len(left) != 0 {
+	if left := runnertest.Leftovers(t, cli, "test-exit"); len(left) != 0 {
 		t.Fatalf("containers left after a failed step: %v", left)
 	}
 
@@ -58,7 +57,7 @@ func TestE2EDockerRunner(t *testing.T) {
 		done <- r.Run(cctx, runner.Step{Stage: "test-cancel", Image: baseImage, Cmd: []string{"sleep", "60"}}, &log)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
-	for len(leftoverContainers(t, cli, "test-cancel")) == 0 {
+	for len(runnertest.Leftovers(t, cli, "test-cancel")) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the container did not start")
 		}
@@ -73,7 +72,7 @@ func TestE2EDockerRunner(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if left := leftoverContainers(t, cli, "test-cancel"); len(left) != 0 {
+	if left := runnertest.Leftovers(t, cli, "test-cancel"); len(left) != 0 {
 		t.Fatalf("containers left after cancel: %v", left)
 	}
 }
@@ -89,34 +88,6 @@ func TestDockerUnavailable(t *testing.T) {
 	}
 }
 
-// dockerClient is the engine client of the test's own checks.
-func dockerClient(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.Ping(context.Background()); err != nil {
-		t.Fatalf("docker engine: %v (run 'sudo bash scripts/setup')", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
-// leftoverContainers lists the containers of a stage label.
-func leftoverContainers(t *testing.T, cli *client.Client, stage string) []string {
-	t.Helper()
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", runner.LabelStage+"="+stage))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, c := range list {
-		out = append(out, c.ID[:12]+" "+c.Labels[runner.LabelStage])
-	}
-	return out
-}
-
 // TestE2ECancelDuringCreate cancels Run's context at many moments around
 // container creation, on the real engine: whenever the engine created the
 // container, Run must remove it, even when the create call itself returned
@@ -124,7 +95,7 @@ func leftoverContainers(t *testing.T, cli *client.Client, stage string) []string
 // build hit that window once in a CI rehearsal.
 func TestE2ECancelDuringCreate(t *testing.T) {
 	e2e.Require(t)
-	cli := dockerClient(t)
+	cli := runnertest.Client(t)
 	image := os.Getenv(runner.BaseImageEnv)
 	if image == "" {
 		image = "pgxtask/debian:bookworm"
@@ -145,7 +116,7 @@ func TestE2ECancelDuringCreate(t *testing.T) {
 		if err == nil {
 			t.Fatalf("delay %s: a cancelled run succeeded", delay)
 		}
-		if left := leftoverContainers(t, cli, stage); len(left) != 0 {
+		if left := runnertest.Leftovers(t, cli, stage); len(left) != 0 {
 			for _, c := range left {
 				cli.ContainerRemove(context.Background(), strings.Fields(c)[0], container.RemoveOptions{Force: true})
 			}
