@@ -16,23 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pglite-oxide/pgxtask/internal/testfs"
+
 	"github.com/gofrs/flock"
 	"github.com/pglite-oxide/pgxtask/internal/binfmt"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
-
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func TestCheckTree(t *testing.T) {
 	tests := []struct {
@@ -54,7 +43,7 @@ func TestCheckTree(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeTree(t, dir, map[string]string{"bin/postgres": "server-bytes", "share/timezone/UTC": "tz"})
+			testfs.Write(t, dir, map[string]string{"bin/postgres": "server-bytes", "share/timezone/UTC": "tz"})
 			os.Symlink("postgres", filepath.Join(dir, "bin/postmaster"))
 			files, err := scanTree(dir)
 			if err != nil {
@@ -111,7 +100,7 @@ func TestCacheEnsure(t *testing.T) {
 
 	// A crashed extraction's temporary folder is removed, never used.
 	stale := filepath.Join(c.dir, "runtime", ".tmp-k-123")
-	writeTree(t, stale, map[string]string{"f": "partial"})
+	testfs.Write(t, stale, map[string]string{"f": "partial"})
 	dir, err := c.ensure(ctx, "runtime", "k", false, fill)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +134,7 @@ func TestCacheEnsure(t *testing.T) {
 
 func TestCopyTreeKeepsContentModesLinksAndHoles(t *testing.T) {
 	src := t.TempDir()
-	writeTree(t, src, map[string]string{"PG_VERSION": "15\n", "base/1/1259": strings.Repeat("x", 20000)})
+	testfs.Write(t, src, map[string]string{"PG_VERSION": "15\n", "base/1/1259": strings.Repeat("x", 20000)})
 	os.Chmod(filepath.Join(src, "base/1/1259"), 0o600)
 	os.Symlink("base", filepath.Join(src, "link"))
 	wal := filepath.Join(src, "pg_wal", "000000010000000000000001")
@@ -344,7 +333,7 @@ func TestRootLockHolder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeTree(t, r.dataDir(), map[string]string{"PG_VERSION": "15\n"})
+		testfs.Write(t, r.dataDir(), map[string]string{"PG_VERSION": "15\n"})
 		fmt.Printf("locked %s\n", r.dir)
 		select {}
 	}
@@ -425,7 +414,7 @@ func TestSweepConcurrent(t *testing.T) {
 	var abandoned []string
 	for i := range 40 {
 		d := filepath.Join(base, fmt.Sprintf("pgxtask-dead%02d", i))
-		writeTree(t, d, map[string]string{lockName: "1\n", tempMarker: "", "data/PG_VERSION": "15\n", "data/base/1/1259": "x"})
+		testfs.Write(t, d, map[string]string{lockName: "1\n", tempMarker: "", "data/PG_VERSION": "15\n", "data/base/1/1259": "x"})
 		abandoned = append(abandoned, d)
 	}
 	var wg sync.WaitGroup
@@ -460,7 +449,7 @@ func BenchmarkSpawnBaseline(b *testing.B) {
 
 func TestReceiptTampered(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"bin/postgres": "x"})
+	testfs.Write(t, dir, map[string]string{"bin/postgres": "x"})
 	files, _ := scanTree(dir)
 	if err := writeReceipt(dir, receipt{Kind: "runtime", Files: files}); err != nil {
 		t.Fatal(err)

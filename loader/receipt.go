@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
 )

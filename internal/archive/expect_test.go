@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pglite-oxide/pgxtask/internal/testfs"
 )
 
 // TestExtractExpect checks the bound by the manifest (ExtractOptions.Expect):
@@ -85,7 +87,7 @@ func TestExtractExpectStopsBeforeWriting(t *testing.T) {
 // exactly.
 func TestExtractExpectMatchesWriter(t *testing.T) {
 	src := t.TempDir()
-	writeFiles(t, src, map[string]string{"bin/postgres": "server", "lib/postgresql/x.so": "module", "share/extension/x.control": "ctl"})
+	testfs.Write(t, src, map[string]string{"bin/postgres": "server", "lib/postgresql/x.so": "module", "share/extension/x.control": "ctl"})
 	if err := os.Symlink("postgres", filepath.Join(src, "bin", "postmaster")); err != nil {
 		t.Fatal(err)
 	}
@@ -111,19 +113,6 @@ func TestExtractExpectMatchesWriter(t *testing.T) {
 	expect.Bytes--
 	if err := Extract(bytes.NewReader(buf.Bytes()), filepath.Join(t.TempDir(), "out"), ExtractOptions{Expect: &expect}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("one byte less than the archive holds: %v", err)
-	}
-}
-
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/testfs"
 )
 
 // fakePostgres is a small PostgreSQL-shaped tree: contrib folders with the
@@ -117,7 +118,7 @@ func unitMap(us []Unit) map[string]Unit {
 
 func TestDiscoverContrib(t *testing.T) {
 	root := t.TempDir()
-	writeFiles(t, root, fakePostgres)
+	testfs.Write(t, root, fakePostgres)
 	units, err := DiscoverSource(sources.Source{Name: "pg", Role: sources.RolePostgres}, root, linuxVars)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +175,7 @@ func TestDiscoverContrib(t *testing.T) {
 
 func TestDiscoverNewPGXSTree(t *testing.T) {
 	root := t.TempDir()
-	writeFiles(t, root, fakeWidget)
+	testfs.Write(t, root, fakeWidget)
 	units, err := DiscoverSource(sources.Source{Name: "widget-src", Role: sources.RoleExtension}, root, linuxVars)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +203,7 @@ func TestDiscoverNewPGXSTree(t *testing.T) {
 	}
 
 	tap := t.TempDir()
-	writeFiles(t, tap, fakeTap)
+	testfs.Write(t, tap, fakeTap)
 	units, err = DiscoverSource(sources.Source{Name: "tap-src", Role: sources.RoleExtension}, tap, linuxVars)
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +277,7 @@ func TestDiscoverBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			writeFiles(t, root, tt.files)
+			testfs.Write(t, root, tt.files)
 			if tt.setup != nil {
 				tt.setup(t, root)
 			}
@@ -306,9 +307,9 @@ func TestDiscoverUnfetched(t *testing.T) {
 func testProject(t *testing.T, intent string) Inputs {
 	t.Helper()
 	root := t.TempDir()
-	writeFiles(t, filepath.Join(root, "pg"), fakePostgres)
-	writeFiles(t, filepath.Join(root, "widget-src"), fakeWidget)
-	writeFiles(t, filepath.Join(root, "tap-src"), fakeTap)
+	testfs.Write(t, filepath.Join(root, "pg"), fakePostgres)
+	testfs.Write(t, filepath.Join(root, "widget-src"), fakeWidget)
+	testfs.Write(t, filepath.Join(root, "tap-src"), fakeTap)
 	m := &sources.Manifest{Path: "sources.toml", Sources: []sources.Source{
 		{Name: "pg", Kind: "archive", Role: sources.RolePostgres, Version: "1", SHA256: strings.Repeat("a", 64), Targets: []string{"linux-amd64", "linux-arm64"}},
 		{Name: "widget-src", Kind: "git", Role: sources.RoleExtension, Commit: strings.Repeat("b", 40), Targets: []string{"linux-amd64", "linux-arm64"}},
@@ -620,7 +621,7 @@ endif
 
 func TestDiscoverWhatMakeReads(t *testing.T) {
 	root := t.TempDir()
-	writeFiles(t, root, fakeRational)
+	testfs.Write(t, root, fakeRational)
 	vars := withServerVersion(linuxVars, "15.18")
 	units, err := DiscoverSource(sources.Source{Name: "rational-src", Role: sources.RoleExtension}, root, vars)
 	if err != nil {
@@ -665,7 +666,7 @@ func TestDiscoverWhatMakeReads(t *testing.T) {
 func TestRegenerateBadMakefileWritesNothing(t *testing.T) {
 	root := t.TempDir()
 	l := project.Layout{Root: root}
-	writeFiles(t, root, map[string]string{
+	testfs.Write(t, root, map[string]string{
 		"assets/sources.toml": "format-version = 1\n" +
 			"[[sources]]\nname = \"pg\"\nkind = \"archive\"\nrole = \"postgres\"\nversion = \"15.18\"\nsha256 = \"" + strings.Repeat("a", 64) + "\"\nurls = [\"https://example.invalid/pg.tar.bz2\"]\ntargets = [\"linux-amd64\"]\n" +
 			"[[sources]]\nname = \"bad\"\nkind = \"archive\"\nrole = \"extension\"\nversion = \"1.0\"\nsha256 = \"" + strings.Repeat("b", 64) + "\"\nurls = [\"https://example.invalid/bad.tar.gz\"]\ntargets = [\"linux-amd64\"]\n",
@@ -674,7 +675,7 @@ func TestRegenerateBadMakefileWritesNothing(t *testing.T) {
 		"assets/checkouts/bad/Makefile":            "EXTENSION = bad\nMODULES = bad\n\tthis line starts with a tab outside a rule\n",
 		"assets/checkouts/bad/bad.control":         "default_version = '1.0'\n",
 	})
-	writeFiles(t, filepath.Join(root, "assets", "checkouts", "pg"), fakePostgres)
+	testfs.Write(t, filepath.Join(root, "assets", "checkouts", "pg"), fakePostgres)
 	err := RegenerateCatalog(l)
 	if err == nil || !strings.Contains(err.Error(), "source bad: Makefile: GNU make rejects it") || !strings.Contains(err.Error(), "fix the Makefile") {
 		t.Fatalf("err = %v, want the Makefile make rejects, named", err)

@@ -6,27 +6,16 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-)
 
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+	"github.com/pglite-oxide/pgxtask/internal/testfs"
+)
 
 // readMake asks GNU make, through the stub of facts vars, for fields of the
 // Makefile in files.
 func readMake(t *testing.T, files map[string]string, vars map[string]string, fields ...string) (map[string]makeValue, error) {
 	t.Helper()
 	dir := t.TempDir()
-	writeFiles(t, dir, files)
+	testfs.Write(t, dir, files)
 	s, err := newMakeStub(vars)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +187,7 @@ func TestMakeErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeFiles(t, dir, map[string]string{"Makefile": tt.body})
+			testfs.Write(t, dir, map[string]string{"Makefile": tt.body})
 			s, err := newMakeStub(nil)
 			if err != nil {
 				t.Fatal(err)
@@ -240,7 +229,7 @@ func FuzzMakePrinted(f *testing.F) {
 // the catalog must not depend on where the checkout is.
 func TestMakeAbsolutePathsOfTheFolder(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"real/Makefile": "DATA = $(CURDIR)/sql/x--1.0.sql $(abspath sql/y.sql)\n", "real/sql/x--1.0.sql": ""})
+	testfs.Write(t, dir, map[string]string{"real/Makefile": "DATA = $(CURDIR)/sql/x--1.0.sql $(abspath sql/y.sql)\n", "real/sql/x--1.0.sql": ""})
 	// Through a symbolic link, as assets/checkouts may be: make's
 	// $(CURDIR) is the resolved folder.
 	if err := os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "link")); err != nil {

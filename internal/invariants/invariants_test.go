@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pglite-oxide/pgxtask/internal/testfs"
 )
 
 // The project's own module graph keeps every rule of assets/invariants.toml.
@@ -26,31 +28,18 @@ func TestProjectGraphPasses(t *testing.T) {
 	}
 }
 
-func write(t *testing.T, root string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // A module made in the test, with a second module wired in by `replace`
 // (no network), breaks each kind of rule once.
 func TestViolationsShowImportChain(t *testing.T) {
 	dir := t.TempDir()
 	mod := filepath.Join(dir, "m")
 	dep := filepath.Join(dir, "heavy")
-	write(t, dep, map[string]string{
+	testfs.Write(t, dep, map[string]string{
 		"go.mod":         "module example.com/heavy\n\ngo 1.22\n",
 		"engine/e.go":    "package engine\n\nfunc Run() {}\n",
 		"engine/wrap.go": "package engine\n",
 	})
-	write(t, mod, map[string]string{
+	testfs.Write(t, mod, map[string]string{
 		"go.mod":               "module example.com/m\n\ngo 1.22\n\nrequire example.com/heavy v0.0.0\n\nreplace example.com/heavy => ../heavy\n",
 		"loader/l.go":          "package loader\n\nimport _ \"example.com/m/internal/mid\"\n",
 		"loader/ok/ok.go":      "package ok\n\nimport _ \"strings\"\n",
@@ -62,7 +51,7 @@ func TestViolationsShowImportChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	rulesFile := filepath.Join(dir, "invariants.toml")
-	write(t, dir, map[string]string{"invariants.toml": `format-version = 1
+	testfs.Write(t, dir, map[string]string{"invariants.toml": `format-version = 1
 [[rules]]
 id = "thin"
 packages = ["./loader/..."]
@@ -135,12 +124,12 @@ func TestAllowList(t *testing.T) {
 	dir := t.TempDir()
 	mod := filepath.Join(dir, "m")
 	dep := filepath.Join(dir, "heavy")
-	write(t, dep, map[string]string{
+	testfs.Write(t, dep, map[string]string{
 		"go.mod":      "module example.com/heavy\n\ngo 1.22\n",
 		"engine/e.go": "package engine\n",
 		"small/s.go":  "package small\n",
 	})
-	write(t, mod, map[string]string{
+	testfs.Write(t, mod, map[string]string{
 		"go.mod":                "module example.com/m\n\ngo 1.22\n\nrequire example.com/heavy v0.0.0\n\nreplace example.com/heavy => ../heavy\n",
 		"loader/l.go":           "package loader\n\nimport (\n\t_ \"strings\"\n\t_ \"example.com/heavy/small\"\n\t_ \"example.com/m/internal/shared\"\n)\n",
 		"loader/l_test.go":      "package loader\n\nimport (\n\t_ \"example.com/m/internal/harness\"\n\t_ \"example.com/m/internal/stray\"\n)\n",
