@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -97,26 +96,8 @@ func TestDerivedTemplateConcurrentProcesses(t *testing.T) {
 	cacheDir := openDir(t)
 	runs := filepath.Join(openDir(t), "runs")
 	const n = 4
-	cmds := make([]*exec.Cmd, n)
-	outs := make([]*bytes.Buffer, n)
-	for i := range cmds {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), helperEnv+"=derived", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cacheDir,
-			"PGXTASK_LOADER_HELPER_RUNS="+runs, "PGXTASK_LOADER_HELPER_KEY=concurrent")
-		outs[i] = &bytes.Buffer{}
-		cmd.Stdout, cmd.Stderr = outs[i], outs[i]
-		cmds[i] = cmd
-	}
-	for _, cmd := range cmds {
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("process %d: %v\n%s", i, err, outs[i])
-		}
-	}
+	runHelpers(t, n, "derived", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cacheDir,
+		"PGXTASK_LOADER_HELPER_RUNS="+runs, "PGXTASK_LOADER_HELPER_KEY=concurrent")
 	if data, _ := os.ReadFile(runs); strings.Count(string(data), "run") != 1 {
 		t.Errorf("Migrate ran %d times in %d processes, want 1", strings.Count(string(data), "run"), n)
 	}

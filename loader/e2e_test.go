@@ -45,6 +45,61 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// helperCmd is the test binary re-executed as runHelper in mode, with env
+// added to the environment.
+func helperCmd(mode string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+mode), env...)
+	return cmd
+}
+
+// runHelpers runs n helpers in mode at once and fails the test for each one
+// that does not exit 0, with its output.
+func runHelpers(t *testing.T, n int, mode string, env ...string) {
+	t.Helper()
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]*bytes.Buffer, n)
+	for i := range cmds {
+		cmds[i], outs[i] = helperCmd(mode, env...), &bytes.Buffer{}
+		cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("process %d: %v\n%s", i, err, outs[i])
+		}
+	}
+}
+
+// holdHelper starts a helper in mode open-hold and returns it with the
+// fields of its first line ("PID <pid> <root>"), once it has opened.
+func holdHelper(t *testing.T, env ...string) (*exec.Cmd, []string) {
+	t.Helper()
+	cmd := helperCmd("open-hold", env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) != 3 || f[0] != "PID" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper said %q (%v)\n%s", line, err, stderr.String())
+	}
+	return cmd, f
+}
+
 // runHelper is the child side of the multi-process tests: the test binary
 // re-executed with helperEnv set.
 func runHelper(mode string) int {
@@ -372,25 +427,7 @@ func TestConcurrentColdOpens(t *testing.T) {
 	dist := testDist(t)
 	cacheDir := openDir(t)
 	const n = 16
-	cmds := make([]*exec.Cmd, n)
-	outs := make([]*bytes.Buffer, n)
-	for i := range cmds {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), helperEnv+"=open-close", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cacheDir)
-		outs[i] = &bytes.Buffer{}
-		cmd.Stdout, cmd.Stderr = outs[i], outs[i]
-		cmds[i] = cmd
-	}
-	for _, cmd := range cmds {
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("process %d: %v\n%s", i, err, outs[i])
-		}
-	}
+	runHelpers(t, n, "open-close", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_CACHE_DIR="+cacheDir)
 	for _, kind := range []string{"runtime", "pgdata-template"} {
 		lines, err := readExtractions(cacheDir, kind)
 		if err != nil {
@@ -411,28 +448,14 @@ func TestConcurrentColdOpens(t *testing.T) {
 func TestParentKilled(t *testing.T) {
 	dist := testDist(t)
 	root := filepath.Join(openDir(t), "root")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=open-hold", "PGXTASK_LOADER_HELPER_DIST="+dist, "PGXTASK_LOADER_HELPER_ROOT="+root)
+	env := []string{"PGXTASK_LOADER_HELPER_DIST=" + dist, "PGXTASK_LOADER_HELPER_ROOT=" + root}
 	if sharedCache != "" {
-		cmd.Env = append(cmd.Env, "PGXTASK_CACHE_DIR="+sharedCache)
+		env = append(env, "PGXTASK_CACHE_DIR="+sharedCache)
 	}
-	stdout, err := cmd.StdoutPipe()
+	cmd, f := holdHelper(t, env...)
+	pid, err := strconv.Atoi(f[1])
 	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		cmd.Wait()
-		t.Fatalf("helper: %v\n%s", err, stderr.String())
-	}
-	pid, err := strconv.Atoi(strings.Fields(line)[1])
-	if err != nil {
-		t.Fatalf("helper said %q", line)
+		t.Fatalf("helper said %v", f)
 	}
 	if !alive(pid) {
 		t.Fatalf("postgres %d is not running before the kill", pid)

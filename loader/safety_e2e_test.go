@@ -2,7 +2,6 @@ package loader
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -211,27 +210,8 @@ func TestKilledOpenerLeavesNothing(t *testing.T) {
 	dist := testDist(t)
 	cfg := testConfig(t)
 	cfg.TempDir = openDir(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=open-hold", "PGXTASK_LOADER_HELPER_DIST="+dist,
+	cmd, f := holdHelper(t, "PGXTASK_LOADER_HELPER_DIST="+dist,
 		"PGXTASK_LOADER_HELPER_TEMPDIR="+cfg.TempDir, "PGXTASK_CACHE_DIR="+cfg.CacheDir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		cmd.Wait()
-		t.Fatalf("helper: %v\n%s", err, stderr.String())
-	}
-	f := strings.Fields(line)
-	if len(f) != 3 {
-		t.Fatalf("helper said %q", line)
-	}
 	leftRoot := f[2]
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
