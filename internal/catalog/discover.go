@@ -199,9 +199,16 @@ func discoverDir(source, root, rel, sourceKind string, stub *makeStub) ([]Unit, 
 		}
 	}
 	var notes []string
+	// A module is named by the file PGXS installs into pkglibdir: MODULES
+	// entries may be paths (src/pg_partman_bgw builds and installs
+	// pg_partman_bgw.so); modSrc keeps the path, for reading its source.
 	var modules []string
-	modules = append(modules, vals["MODULE_big"].Words()...)
-	modules = append(modules, vals["MODULES"].Words()...)
+	modSrc := map[string]string{}
+	for _, m := range append(vals["MODULE_big"].Words(), vals["MODULES"].Words()...) {
+		name := path.Base(m)
+		modules = append(modules, name)
+		modSrc[name] = m
+	}
 	if n := len(vals["MODULE_big"].Words()); n > 1 {
 		return nil, fmt.Errorf("%s: MODULE_big names %d modules (%s); it takes one: move the others to MODULES", mkRel, n, vals["MODULE_big"].Text)
 	}
@@ -275,7 +282,7 @@ func discoverDir(source, root, rel, sourceKind string, stub *makeStub) ([]Unit, 
 		if mod != "" {
 			claimed[mod] = true
 			u.NativeDeps = deps
-			u.Lifecycle = scanLifecycle(dir, objs, mod, big)
+			u.Lifecycle = scanLifecycle(dir, objs, modSrc[mod], big)
 		}
 		u.DataFiles = ownFiles(n, data)
 		u.Regress = regress
@@ -291,7 +298,7 @@ func discoverDir(source, root, rel, sourceKind string, stub *makeStub) ([]Unit, 
 			u := Unit{ID: mod, Kind: KindModule, SourceKind: sourceKind, Source: source, SourceDir: rel,
 				Dependencies: []string{}, NativeModule: mod, NativeDeps: deps, Notes: append([]string{}, notes...),
 				DataFiles: sortedUnique(data), Regress: regress}
-			u.Lifecycle = scanLifecycle(dir, objs, mod, big)
+			u.Lifecycle = scanLifecycle(dir, objs, modSrc[mod], big)
 			if !hasAny(u.Lifecycle, LifecyclePreloadRequired, LifecycleArchiveLibrary, LifecycleOutputPlugin) {
 				u.Lifecycle = sortedUnique(append(u.Lifecycle, LifecycleLoadSQL))
 			}
@@ -432,7 +439,8 @@ var (
 )
 
 // scanLifecycle reads the C sources of module mod (OBJS of MODULE_big, or
-// <mod>.c for MODULES) for how the module expects to be loaded.
+// <mod>.c for MODULES, mod as written there: a path relative to dir) for
+// how the module expects to be loaded.
 func scanLifecycle(dir string, objs []string, mod string, big []string) []string {
 	var files []string
 	if len(big) == 1 && big[0] == mod {

@@ -213,6 +213,29 @@ func TestDiscoverNewPGXSTree(t *testing.T) {
 	}
 }
 
+// TestDiscoverModuleInSubfolder: MODULES may name a path (pg_partman's
+// src/pg_partman_bgw); PGXS installs the module under its base name, and
+// its lifecycle is read from the source at that path.
+func TestDiscoverModuleInSubfolder(t *testing.T) {
+	root := t.TempDir()
+	testfs.Write(t, root, map[string]string{
+		"Makefile":       "EXTENSION = part\nDATA = part--1.0.sql\nMODULES = src/part_bgw\nPG_CONFIG ?= pg_config\nPGXS := $(shell $(PG_CONFIG) --pgxs)\ninclude $(PGXS)\n",
+		"part.control":   "default_version = '1.0'\n",
+		"part--1.0.sql":  "SELECT 1;\n",
+		"src/part_bgw.c": "void _PG_init(void) { if (!process_shared_preload_libraries_in_progress) return; }\n",
+	})
+	units, err := DiscoverSource(sources.Source{Name: "part-src", Role: sources.RoleExtension}, root, linuxVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(units) != 1 || units[0].NativeModule != "part_bgw" {
+		t.Fatalf("units = %+v, want extension part with module part_bgw", units)
+	}
+	if !reflect.DeepEqual(units[0].Lifecycle, []string{LifecyclePreloadOptional}) {
+		t.Errorf("lifecycle = %v, want preload-optional (read from src/part_bgw.c)", units[0].Lifecycle)
+	}
+}
+
 func TestDiscoverBadInput(t *testing.T) {
 	tests := []struct {
 		name  string
