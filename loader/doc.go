@@ -47,7 +47,9 @@
 //     requested extensions (and those they require) with CREATE EXTENSION;
 //     modules whose lifecycle is preload-required go into
 //     shared_preload_libraries, load-sql modules into
-//     session_preload_libraries. With extensions or Config.Migrate, a new
+//     session_preload_libraries, and the settings an extension's manifest
+//     entry carries are added (the caller's Settings win; "{db}" is
+//     Config.Database). With extensions or Config.Migrate, a new
 //     PGDATA is a copy of a derived template that has all of this done
 //     (see Derived templates), and only the TCP password is left to set.
 //

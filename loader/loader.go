@@ -385,8 +385,9 @@ func checkPGVersion(dataDir, version string) error {
 // settings returns the server settings: the loader's defaults, the
 // lifecycle needs of the extensions (preload-required modules go into
 // shared_preload_libraries, load-sql modules into session_preload_libraries
-// so that every session has them loaded), then the caller's settings, with
-// the modules merged into any list the caller gave.
+// so that every session has them loaded), the settings their manifest
+// entries carry, then the caller's settings, with the modules merged into
+// any list the caller gave.
 func (inst *Instance) settings(p *prepared) map[string]string {
 	s := map[string]string{}
 	if inst.root.temp {
@@ -412,6 +413,13 @@ func (inst *Instance) settings(p *prepared) map[string]string {
 			need["shared_preload_libraries"] = append(need["shared_preload_libraries"], module)
 		case hasLifecycle(e, "load-sql"):
 			need["session_preload_libraries"] = append(need["session_preload_libraries"], module)
+		}
+	}
+	// The extensions' own settings (pg_partman's worker is told which
+	// database to maintain), then the caller's, which win.
+	for _, e := range p.exts {
+		for k, v := range e.Settings {
+			s[k] = strings.ReplaceAll(v, "{db}", inst.cfg.Database)
 		}
 	}
 	for k, v := range inst.cfg.Settings {

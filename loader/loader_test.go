@@ -469,12 +469,18 @@ func TestSettingsLifecycle(t *testing.T) {
 		{ID: "pg_stat_statements", ModuleFile: "pg_stat_statements.so", Lifecycle: []string{"preload-required"}},
 		{ID: "age", ModuleFile: "age.so", Lifecycle: []string{"load-sql"}},
 		{ID: "vector", ModuleFile: "vector.so"},
+		{ID: "pg_partman", ModuleFile: "pg_partman_bgw.so", Lifecycle: []string{"preload-required"},
+			Settings: map[string]string{"pg_partman_bgw.dbname": "{db}", "pg_partman_bgw.interval": "3600"}},
 	}}
+	inst.cfg.Database = "app"
+	inst.cfg.Settings["pg_partman_bgw.interval"] = "60"
 	s := inst.settings(p)
 	want := map[string]string{
-		"shared_preload_libraries":  "auto_explain,pg_stat_statements",
+		"shared_preload_libraries":  "auto_explain,pg_stat_statements,pg_partman_bgw",
 		"session_preload_libraries": "age",
-		"fsync":                     "on", // the caller wins over the temporary-root default
+		"pg_partman_bgw.dbname":     "app", // {db}: the database the loader opens
+		"pg_partman_bgw.interval":   "60",  // the caller wins over the extension's setting
+		"fsync":                     "on",  // the caller wins over the temporary-root default
 		"synchronous_commit":        "off",
 		"full_page_writes":          "off",
 		"shared_buffers":            "16MB",

@@ -189,6 +189,9 @@ func Generate(in Inputs) (*Result, error) {
 				u.NativeModuleFile = u.NativeModule + ti.ModuleSuffix
 			}
 			u.Lifecycle = mergeLifecycle(u.Lifecycle, r.Lifecycle)
+			if len(r.Settings) > 0 {
+				u.Settings = r.Settings
+			}
 			sm := in.Smoke.Get(t, u.ID)
 			p := &Promotion{Requested: r.Listed && r.Build, Stable: r.Stable, Smoke: sm}
 			if r.Listed && !r.Build {
@@ -226,6 +229,7 @@ func Generate(in Inputs) (*Result, error) {
 				SourceDir: u.SourceDir, MakeArgs: nonNil(r.MakeArgs), ModuleFile: u.NativeModuleFile,
 				ControlFile: controlBase(u.ControlFile), Archive: "extensions/" + u.ID + ".tar.zst",
 				Dependencies: nonNil(u.Dependencies), NativeDeps: nonNil(u.NativeDeps), Lifecycle: nonNil(u.Lifecycle),
+				Settings: u.Settings,
 			})
 		}
 		// Requested units: their dependencies must be built, their native
@@ -302,8 +306,9 @@ func Generate(in Inputs) (*Result, error) {
 }
 
 // mergeLifecycle adds the intent's lifecycle facts to discovered ones. A
-// module that must be preloaded is not one a session LOADs, so
-// preload-required replaces load-sql.
+// module that must be preloaded is not one a session LOADs, nor one whose
+// preload is optional, so preload-required replaces load-sql and
+// preload-optional.
 func mergeLifecycle(found, extra []string) []string {
 	all := sortedUnique(append(append([]string{}, found...), extra...))
 	if !hasAny(all, LifecyclePreloadRequired) {
@@ -311,7 +316,7 @@ func mergeLifecycle(found, extra []string) []string {
 	}
 	out := []string{}
 	for _, l := range all {
-		if l != LifecycleLoadSQL {
+		if l != LifecycleLoadSQL && l != LifecyclePreloadOptional {
 			out = append(out, l)
 		}
 	}
@@ -374,6 +379,9 @@ func cloneUnit(u Unit) Unit {
 	c.DataFiles = append([]string{}, u.DataFiles...)
 	c.Regress = append([]string{}, u.Regress...)
 	c.Lifecycle = append([]string{}, u.Lifecycle...)
+	if u.Settings != nil {
+		c.Settings = copyVars(u.Settings)
+	}
 	c.SharedSourceDir = append([]string{}, u.SharedSourceDir...)
 	c.Notes = append([]string{}, u.Notes...)
 	if u.Control != nil {

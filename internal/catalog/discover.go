@@ -53,6 +53,9 @@ type Unit struct {
 	Regress []string `json:"regress"`
 	// Lifecycle lists Lifecycle* facts.
 	Lifecycle []string `json:"lifecycle"`
+	// Settings are the server settings the intent gives it (see
+	// ExtensionIntent.Settings).
+	Settings map[string]string `json:"settings,omitempty"`
 	// SharedSourceDir lists the other units the same make run builds.
 	SharedSourceDir []string `json:"shared-source-dir"`
 	// Notes record what discovery could not evaluate and why.

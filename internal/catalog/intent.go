@@ -3,8 +3,10 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -61,6 +63,11 @@ type ExtensionIntent struct {
 	// Lifecycle adds lifecycle facts the sources cannot show (auth_delay
 	// needs shared_preload_libraries; AGE needs LOAD).
 	Lifecycle []string `toml:"lifecycle"`
+	// Settings are server settings it needs whenever it is loaded (name =
+	// value; "{db}" in a value is the database the loader opens), such as
+	// the database pg_partman's background worker maintains. A caller's
+	// own settings win over them.
+	Settings map[string]string `toml:"settings"`
 	// Targets holds per-target overrides.
 	Targets map[string]ExtensionOverride `toml:"targets"`
 }
@@ -81,6 +88,7 @@ type Resolved struct {
 	Blocker   string
 	MakeArgs  []string
 	Lifecycle []string
+	Settings  map[string]string
 }
 
 // For returns the intent for id on target.
@@ -90,7 +98,8 @@ func (in *Intent) For(target, id string) Resolved {
 			continue
 		}
 		r := Resolved{Listed: true, Build: e.Build == nil || *e.Build, Stable: e.Stable, Blocker: e.Blocker,
-			MakeArgs: append([]string{}, e.MakeArgs...), Lifecycle: append([]string{}, e.Lifecycle...)}
+			MakeArgs: append([]string{}, e.MakeArgs...), Lifecycle: append([]string{}, e.Lifecycle...),
+			Settings: e.Settings}
 		if o, ok := e.Targets[target]; ok {
 			if o.Build != nil {
 				r.Build = *o.Build
@@ -147,6 +156,9 @@ func LoadIntent(path string) (*Intent, error) {
 	return ParseIntent(path, data)
 }
 
+// settingNameRE matches a server setting name as postgresql.conf takes it.
+var settingNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)
+
 // ParseIntent parses extensions.promoted.toml text; path names it in errors.
 func ParseIntent(path string, data []byte) (*Intent, error) {
 	var in Intent
@@ -165,7 +177,7 @@ func ParseIntent(path string, data []byte) (*Intent, error) {
 	}
 	var probs []string
 	for _, k := range md.Undecoded() {
-		probs = append(probs, fmt.Sprintf("%s: unknown key %q: remove it or fix its spelling (keys: format-version, [targets.<t>] module-suffix/toolchain-libraries/runtime-extensions/make-vars, [[extensions]] id/stable/build/blocker/make-args/lifecycle/targets)", path, k.String()))
+		probs = append(probs, fmt.Sprintf("%s: unknown key %q: remove it or fix its spelling (keys: format-version, [targets.<t>] module-suffix/toolchain-libraries/runtime-extensions/make-vars, [[extensions]] id/stable/build/blocker/make-args/lifecycle/settings/targets)", path, k.String()))
 	}
 	if in.FormatVersion != IntentFormatVersion {
 		probs = append(probs, fmt.Sprintf("%s: format-version = %d, want %d", path, in.FormatVersion, IntentFormatVersion))
@@ -203,6 +215,14 @@ func ParseIntent(path string, data []byte) (*Intent, error) {
 		for _, l := range e.Lifecycle {
 			if !knownLifecycle(l) {
 				probs = append(probs, fmt.Sprintf("%s: %s: lifecycle %q is not one of %s", where, e.ID, l, strings.Join(lifecycleNames, ", ")))
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(e.Settings)) {
+			if !settingNameRE.MatchString(k) {
+				probs = append(probs, fmt.Sprintf("%s: %s: settings: %q is not a server setting name (lower case letters, digits, '_' and '.'; an extension's own settings are <prefix>.<name>)", where, e.ID, k))
+			}
+			if v := strings.ReplaceAll(e.Settings[k], "{db}", ""); strings.ContainsAny(v, "{}\n\x00") {
+				probs = append(probs, fmt.Sprintf("%s: %s: settings: %s = %q: a value may hold {db} (the database) and no other braces, newlines or NUL", where, e.ID, k, e.Settings[k]))
 			}
 		}
 		for t, o := range e.Targets {

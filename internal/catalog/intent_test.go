@@ -23,6 +23,8 @@ func TestParseIntentErrors(t *testing.T) {
 		{"override for an uncovered target", base + "[[extensions]]\nid = \"x\"\n[extensions.targets.wasix]\nbuild = false\nblocker = \"b\"\n", []string{`override for target "wasix"`}},
 		{"override blocks without reason", base + "[[extensions]]\nid = \"x\"\n[extensions.targets.linux-amd64]\nbuild = false\n", []string{"build = false on linux-amd64 needs a blocker"}},
 		{"bad lifecycle", base + "[[extensions]]\nid = \"x\"\nlifecycle = [\"sometimes\"]\n", []string{`lifecycle "sometimes" is not one of`}},
+		{"bad setting name", base + "[[extensions]]\nid = \"x\"\nsettings = { \"x bgw.db\" = \"a\" }\n", []string{`x: settings: "x bgw.db" is not a server setting name`}},
+		{"bad setting value", base + "[[extensions]]\nid = \"x\"\nsettings = { \"x.db\" = \"{database}\" }\n", []string{`x: settings: x.db = "{database}": a value may hold {db}`}},
 		{"toml syntax", base + "[[extensions]\n", []string{"promoted.toml:5: expected end of table array name"}},
 		{"no targets", "format-version = 1\n", []string{"no [targets.<name>] table"}},
 		{"wrong format version", "format-version = 2\n[targets.linux-amd64]\nmodule-suffix = \".so\"\n", []string{"format-version = 2, want 1"}},
@@ -52,6 +54,13 @@ func TestIntentOverrides(t *testing.T) {
 	}
 	if r := in.For("linux-arm64", "widget"); r.Build || r.Blocker != "the arm64 builder has no libxml2" {
 		t.Errorf("widget on arm64 = %+v", r)
+	}
+	in, err = ParseIntent("p.toml", []byte(goodIntent+"\n[[extensions]]\nid = \"part\"\nsettings = { \"part_bgw.dbname\" = \"{db}\" }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := in.For("linux-arm64", "part"); r.Settings["part_bgw.dbname"] != "{db}" {
+		t.Errorf("part's settings = %v", r.Settings)
 	}
 	if r := in.For("linux-amd64", "nothing"); r.Listed {
 		t.Errorf("unlisted id resolved as listed: %+v", r)

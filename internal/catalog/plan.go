@@ -138,6 +138,9 @@ type PlanEntry struct {
 	NativeDeps []string `json:"native-deps"`
 	// Lifecycle lists the Lifecycle* facts that apply.
 	Lifecycle []string `json:"lifecycle"`
+	// Settings are server settings it needs when loaded ("{db}" is the
+	// database the loader opens).
+	Settings map[string]string `json:"settings,omitempty"`
 	// SharedSourceDir lists the other plan ids built by the same make run
 	// in the same source-dir (contrib/spi builds four extensions).
 	SharedSourceDir []string `json:"shared-source-dir"`

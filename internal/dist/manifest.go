@@ -160,6 +160,10 @@ type Extension struct {
 	InstalledFiles []string `json:"installed-files"`
 	// Lifecycle lists lifecycle facts (preload-required, ...).
 	Lifecycle []string `json:"lifecycle"`
+	// Settings are server settings the loader gives the server when the
+	// extension is asked for, unless the caller sets them; "{db}" in a value
+	// is the database it opens.
+	Settings map[string]string `json:"settings,omitempty"`
 	// ObsoleteSmoke is the "smoke" field of manifests packaged before smoke
 	// evidence became one-way: it is read so that those dists still load,
 	// and neither written by packaging nor used. Evidence lives in

@@ -209,7 +209,7 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 		m.Extensions = append(m.Extensions, dist.Extension{
 			ID: e.ID, Kind: e.Kind, SQLName: e.SQLName, Artifact: j.art, ModuleFile: e.ModuleFile,
 			Dependencies: nonNil(e.Dependencies), NativeDeps: nonNil(e.NativeDeps),
-			InstalledFiles: j.files, Lifecycle: nonNil(e.Lifecycle),
+			InstalledFiles: j.files, Lifecycle: nonNil(e.Lifecycle), Settings: e.Settings,
 		})
 	}
 	if err := m.Validate(); err != nil {

@@ -33,6 +33,11 @@ type Case struct {
 	// Settings are server settings the case needs on top of what the
 	// loader derives from the extension's lifecycle facts.
 	Settings map[string]string `toml:"settings"`
+	// Extensions are further extensions the case needs in the dist's
+	// cache and created (by the loader, as superuser) before its setup:
+	// pgextwlist's case drops one and creates it again as a role that
+	// could not without the module.
+	Extensions []string `toml:"extensions"`
 }
 
 // dumps reports whether the dump/restore round trip applies.
@@ -64,7 +69,7 @@ func ParseCases(path string, data []byte) (Cases, error) {
 	}
 	var probs []string
 	for _, k := range md.Undecoded() {
-		probs = append(probs, fmt.Sprintf("%s: unknown key %q (keys per [cases.<id>]: setup, session, query, want, want-error, teardown, dump-restore, settings)", path, k.String()))
+		probs = append(probs, fmt.Sprintf("%s: unknown key %q (keys per [cases.<id>]: setup, session, query, want, want-error, teardown, dump-restore, settings, extensions)", path, k.String()))
 	}
 	if f.FormatVersion != casesFormatVersion {
 		probs = append(probs, fmt.Sprintf("%s: format-version = %d, want %d", path, f.FormatVersion, casesFormatVersion))

@@ -204,7 +204,7 @@ func runOne(ctx context.Context, opts Options, fsys iofs.FS, e dist.Extension, r
 		}
 	}
 	db := "smoke_" + strings.NewReplacer("-", "_").Replace(e.ID)
-	cfg := loader.Config{Dist: fsys, Root: root, Extensions: []string{e.ID}, Database: db,
+	cfg := loader.Config{Dist: fsys, Root: root, Extensions: append([]string{e.ID}, raw.Extensions...), Database: db,
 		Settings: settings, CacheDir: opts.CacheDir, StartTimeout: opts.StartTimeout}
 
 	inst, err := loader.Open(ctx, cfg)
