@@ -83,6 +83,17 @@ type Config struct {
 	// migrations change: the key, not the function, picks the template.
 	MigrationKey string
 
+	// Snapshot is a file Instance.Snapshot wrote. A root without PGDATA
+	// starts from it instead of the dist's template (a persistent root
+	// whose PGDATA exists is opened as it is). It must come from a dist of
+	// the same target, PostgreSQL version and catalog version; every file
+	// is checked against the sha256 the snapshot records. Extensions are
+	// installed and created when missing; Migrate cannot be combined with
+	// it (the snapshot holds what was migrated).
+	Snapshot string
+	// cloneFrom is the stopped PGDATA Instance.Clone copies.
+	cloneFrom string
+
 	// ServerUID and ServerGID are the uid and gid the server runs as when
 	// the calling process is root (PostgreSQL refuses to run as root); they
 	// are not used otherwise. Zero ServerUID means: the owner of a

@@ -38,8 +38,9 @@ func (p *prepared) needsDerived(cfg *Config) bool {
 }
 
 // derivedKey names a derived template by what made it: the dist's PGDATA
-// template, the sorted extension archives, the role and database the open
-// creates, the caller's settings (all of them: the loader cannot tell
+// template, the sorted extension archives and the settings their manifest
+// entries carry, the role and database the open creates, the caller's
+// settings (all of them: the loader cannot tell
 // which change the data, so any change makes a new template) and the
 // migration key.
 func (p *prepared) derivedKey(cfg *Config) string {
@@ -48,6 +49,9 @@ func (p *prepared) derivedKey(cfg *Config) string {
 	var exts, set []string
 	for _, e := range p.exts {
 		exts = append(exts, "extension "+e.ID+"="+e.SHA256)
+		for k, v := range e.Settings {
+			exts = append(exts, "extension-setting "+e.ID+" "+k+"="+v)
+		}
 	}
 	for k, v := range cfg.Settings {
 		set = append(set, "setting "+k+"="+v)

@@ -114,6 +114,22 @@
 // configuration at once wait for the first. A persistent root whose PGDATA
 // exists is opened as it is.
 //
+// # Snapshots and clones
+//
+// Instance.Snapshot writes a tar.zst of the instance's PGDATA, and
+// Config.Snapshot starts a root without PGDATA from such a file instead of
+// the dist's template; Instance.Clone opens a second server on a copy of
+// the PGDATA. Both shut the server down cleanly while they copy (so the
+// copy is consistent without WAL replay) and start it again on the same
+// root, port and settings: connections open at that moment are ended. A
+// snapshot records the target, the PostgreSQL and catalog versions and
+// the sha256 of every file; it starts only with a dist of the same target
+// and versions, its extraction is bounded by its own file list, and every
+// file is checked against its sha256 before the PGDATA is renamed into
+// place. It is a way to start servers of the same build from a prepared
+// state, not a backup: it has no WAL archive, and a server of another
+// major version cannot read it.
+//
 // # Receipts and verification
 //
 // A cache entry holds a receipt (.pgxtask-receipt.json, with the file list

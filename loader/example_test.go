@@ -132,3 +132,41 @@ func ExampleInstance_DumpSQL() {
 		log.Fatal(err)
 	}
 }
+
+// Prepare a server once, keep its PGDATA as a snapshot, and start later
+// servers from it; or clone a running one.
+func ExampleInstance_Snapshot() {
+	ctx := context.Background()
+	dist := loader.DirFS("target/pgxtask/linux-amd64/dist")
+	inst, err := loader.Open(ctx, loader.Config{Dist: dist})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer inst.Close()
+	// ... load fixtures into inst ...
+	f, err := os.Create("fixtures.tar.zst")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := inst.Snapshot(ctx, f); err != nil { // the server restarts
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	// Later, in any process: a new temporary root with the fixtures.
+	again, err := loader.Open(ctx, loader.Config{Dist: dist, Snapshot: "fixtures.tar.zst"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer again.Close()
+
+	// Or a copy of a running instance, here with the fixtures too.
+	clone, err := inst.Clone(ctx, loader.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer clone.Close()
+	fmt.Println(again.DatabaseURL() != clone.DatabaseURL())
+}

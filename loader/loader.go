@@ -35,6 +35,7 @@ type Instance struct {
 	superuser  string
 	password   string // of Config.Username for TCP ("" without TCP)
 	logFile    *os.File
+	prep       *prepared // what start needs again (Snapshot, Clone)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -276,6 +277,9 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 	if err := checkPassword(cfg.Password); err != nil {
 		return nil, err
 	}
+	if cfg.Snapshot != "" && cfg.Migrate != nil {
+		return nil, errors.New("open: Config.Snapshot and Config.Migrate together: a snapshot holds what was migrated; drop Migrate, or start from the template")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open cancelled before it started: %w", err)
 	}
@@ -296,14 +300,15 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 		return nil, err
 	}
 	inst := &Instance{cfg: cfg, man: p.man, root: root, runtimeDir: p.runtimeDir, baseDir: p.baseDir,
-		cache: p.cache, user: p.user, superuser: p.superuser}
+		cache: p.cache, user: p.user, superuser: p.superuser, prep: p}
 	ok := false
 	defer func() {
 		if !ok {
 			root.release()
 		}
 	}()
-	if _, err := os.Stat(filepath.Join(root.dataDir(), "PG_VERSION")); err != nil && p.needsDerived(&cfg) {
+	fromCopy := cfg.Snapshot != "" || cfg.cloneFrom != ""
+	if _, err := os.Stat(filepath.Join(root.dataDir(), "PG_VERSION")); err != nil && !fromCopy && p.needsDerived(&cfg) {
 		phase := time.Now()
 		d, err := p.derivedTemplate(ctx, &cfg)
 		if err != nil {
@@ -313,7 +318,15 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 		cfg.Trace("derived-template", time.Since(phase))
 	}
 	phase := time.Now()
-	created, err := root.installTemplate(p.templateDir, p.user)
+	var created bool
+	switch {
+	case cfg.Snapshot != "":
+		created, err = root.installSnapshot(cfg.Snapshot, p.man, p.user)
+	case cfg.cloneFrom != "":
+		created, err = root.installTemplate(cfg.cloneFrom, p.user)
+	default:
+		created, err = root.installTemplate(p.templateDir, p.user)
+	}
 	cfg.Trace("template-install", time.Since(phase))
 	if err != nil {
 		return nil, err

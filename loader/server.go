@@ -44,7 +44,10 @@ func (inst *Instance) start(ctx context.Context, p *prepared) error {
 		cfg.Port = 5432
 	}
 	for attempt := 1; ; attempt++ {
-		if anyPort {
+		if anyPort && attempt == 1 && inst.port != 0 {
+			// A restart (Snapshot, Clone) keeps the port it had.
+			cfg.Port = inst.port
+		} else if anyPort {
 			port, err := pickPort()
 			if err != nil {
 				return err
