@@ -288,6 +288,11 @@ func discoverDir(source, root, rel, sourceKind string, stub *makeStub) ([]Unit, 
 			u.Lifecycle = scanLifecycle(dir, objs, modSrc[mod], big)
 		}
 		u.DataFiles = ownFiles(n, data)
+		if u.Unresolved == "" && !installable(n, ctl.DefaultVersion, u.DataFiles) {
+			// Not fatal either: the maintainers block it with this reason.
+			u.Unresolved = fmt.Sprintf("%s: default_version = '%s' but the Makefile installs neither %s--%s.sql nor an update path to it from a version it installs (%s): CREATE EXTENSION %s would fail; fix the control file or DATA, or block it",
+				ctl.Path, ctl.DefaultVersion, n, ctl.DefaultVersion, strings.Join(u.DataFiles, ", "), n)
+		}
 		u.Regress = regress
 		units = append(units, u)
 	}
@@ -378,6 +383,39 @@ func chooseModule(n string, ctl *Control, modules []string, cpath string) (strin
 		return "", "", nil
 	}
 	return "", "", fmt.Errorf("%s: no module_pathname and the Makefile builds several modules (%s): set module_pathname = '$libdir/<module>'", cpath, strings.Join(modules, ", "))
+}
+
+// installable reports whether the scripts among data let CREATE EXTENSION n
+// reach version: an install script n--<v>.sql and update scripts
+// n--<from>--<to>.sql leading from v to version, as PostgreSQL resolves it.
+func installable(n, version string, data []string) bool {
+	reach := map[string]bool{}
+	next := map[string][]string{}
+	var todo []string
+	for _, d := range data {
+		b := path.Base(d)
+		if !strings.HasPrefix(b, n+"--") || !strings.HasSuffix(b, ".sql") {
+			continue
+		}
+		v := strings.TrimSuffix(strings.TrimPrefix(b, n+"--"), ".sql")
+		if from, to, ok := strings.Cut(v, "--"); ok {
+			next[from] = append(next[from], to)
+		} else if !reach[v] {
+			reach[v] = true
+			todo = append(todo, v)
+		}
+	}
+	for len(todo) > 0 {
+		v := todo[0]
+		todo = todo[1:]
+		for _, to := range next[v] {
+			if !reach[to] {
+				reach[to] = true
+				todo = append(todo, to)
+			}
+		}
+	}
+	return reach[version]
 }
 
 // ownFiles returns the data files that belong to extension n: those whose

@@ -712,3 +712,23 @@ func TestRegenerateBadMakefileWritesNothing(t *testing.T) {
 		t.Errorf("assets/generated holds %d entries, want only the catalog", len(entries))
 	}
 }
+
+// TestInstallable: CREATE EXTENSION reaches default_version through an
+// install script and update scripts, as PostgreSQL resolves it.
+func TestInstallable(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		data    []string
+		want    bool
+	}{
+		{"1.2", []string{"x--1.2.sql"}, true},
+		{"1.2", []string{"sql/x--1.0.sql", "x--1.0--1.1.sql", "x--1.1--1.2.sql"}, true},
+		{"0.0.2", []string{"x--0.0.1.sql"}, false},  // pg_rational 0.0.2
+		{"1.2", []string{"x--1.0--1.2.sql"}, false}, // an update path from nothing installed
+		{"1.2", []string{"y--1.2.sql", "x.data"}, false},
+	} {
+		if got := installable("x", tc.version, tc.data); got != tc.want {
+			t.Errorf("installable(x, %s, %v) = %v, want %v", tc.version, tc.data, got, tc.want)
+		}
+	}
+}
