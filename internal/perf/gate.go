@@ -27,6 +27,11 @@ type Baseline struct {
 	// Scale and Seed are the speed-suite parameters of the baseline run.
 	Scale float64 `json:"scale"`
 	Seed  uint64  `json:"seed"`
+	// Iterations are the speed-suite iterations per system of the baseline
+	// run. Fewer give each test fewer chances at its fastest run, so the
+	// ratios spread wider than the tolerance was chosen for: the gate
+	// refuses a run with fewer.
+	Iterations int `json:"iterations,omitempty"`
 	// Tolerance is how much worse (as a fraction) a suite's geomean ratio
 	// may be before the gate fails: 0.25 allows 1.25 × the baseline ratio.
 	Tolerance float64 `json:"tolerance"`
@@ -88,6 +93,7 @@ func BaselineFrom(report *Report, tolerance, testTolerance float64, comment stri
 	if v, ok := report.Options["scale"].(float64); ok {
 		bl.Scale = v
 	}
+	bl.Iterations = optionInt(report.Options["iterations"])
 	switch v := report.Options["seed"].(type) {
 	case uint64:
 		bl.Seed = v
@@ -208,6 +214,9 @@ func Gate(report *Report, bl *Baseline) (GateResult, error) {
 	if sc, ok := report.Options["scale"].(float64); ok && bl.Scale != 0 && sc != bl.Scale {
 		return GateResult{}, fmt.Errorf("the run's --scale %v differs from the baseline's %v: ratios at other scales are not comparable; run with --scale %v", sc, bl.Scale, bl.Scale)
 	}
+	if it := optionInt(report.Options["iterations"]); bl.Iterations != 0 && it != 0 && it < bl.Iterations {
+		return GateResult{}, fmt.Errorf("the run's --iterations %d is below the baseline's %d: with fewer runs per test the ratios spread wider than the tolerance allows for; run with --iterations %d", it, bl.Iterations, bl.Iterations)
+	}
 	var res GateResult
 	keys := make([]string, 0, len(bl.Ratios))
 	for k := range bl.Ratios {
@@ -251,4 +260,16 @@ func Gate(report *Report, bl *Baseline) (GateResult, error) {
 		return res, fmt.Errorf("the run lacks figures the baseline gates (%s): run the same suites with the same --compare systems as the baseline", strings.Join(res.Missing, ", "))
 	}
 	return res, nil
+}
+
+// optionInt reads a number of a report's options (an int in a fresh report,
+// a float64 in one read back from JSON).
+func optionInt(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case float64:
+		return int(n)
+	}
+	return 0
 }

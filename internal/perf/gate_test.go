@@ -96,6 +96,18 @@ func TestGate(t *testing.T) {
 	if _, err := Gate(other, bl); err == nil || !strings.Contains(err.Error(), "--scale") {
 		t.Errorf("gate at another scale: err %v", err)
 	}
+	// Fewer iterations than the baseline's are refused: the tolerance was
+	// chosen for the spread of the baseline's iterations.
+	bl.Iterations = 21
+	few := reportWith([]float64{1000, 1000}, []float64{1000, 1000})
+	few.Options["iterations"] = 3
+	if _, err := Gate(few, bl); err == nil || !strings.Contains(err.Error(), "--iterations 21") {
+		t.Errorf("gate with fewer iterations: err %v", err)
+	}
+	few.Options["iterations"] = float64(21) // as read back from a report file
+	if _, err := Gate(few, bl); err != nil {
+		t.Errorf("gate with the baseline's iterations: %v", err)
+	}
 	// A run without native cannot be gated against a native baseline.
 	noNative := reportWith([]float64{1000, 1000}, []float64{1000, 1000})
 	noNative.Systems = noNative.Systems[:1]

@@ -45,6 +45,10 @@ type SystemsOptions struct {
 	Dist string
 	// Extensions are the extensions the pgxtask server loads.
 	Extensions []string
+	// Settings are server settings of the pgxtask server only (the
+	// compared systems keep theirs): to measure what a setting costs, and
+	// to check that the regression gate catches a slower pgxtask.
+	Settings map[string]string
 	// Compare is the set of compared systems (SystemNative, SystemPGlite).
 	Compare map[string]bool
 	// CacheDir is the pgxtask cache, where PGlite is installed.
@@ -66,7 +70,7 @@ func OpenSystems(ctx context.Context, o SystemsOptions) (systems []System, err e
 			systems = nil
 		}
 	}()
-	pg, err := OpenPgxtask(ctx, PgxtaskConfig{Dist: o.Dist, Extensions: o.Extensions})
+	pg, err := OpenPgxtask(ctx, PgxtaskConfig{Dist: o.Dist, Extensions: o.Extensions, Settings: o.Settings})
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,8 @@ type PgxtaskConfig struct {
 	Extensions []string
 	// Root is a persistent root; "" opens a temporary one.
 	Root string
+	// Settings are server settings on top of the loader's.
+	Settings map[string]string
 }
 
 // loaderConfig is the loader configuration for pc; rec, when set, receives
@@ -29,6 +31,7 @@ func (pc PgxtaskConfig) loaderConfig(rec *PhaseRecorder) loader.Config {
 		CacheDir:   pc.CacheDir,
 		Extensions: pc.Extensions,
 		Root:       pc.Root,
+		Settings:   pc.Settings,
 	}
 	if rec != nil {
 		cfg.Trace = rec.Record
