@@ -185,6 +185,20 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // nonNegative refuses a negative value of an int flag.
+// settings reads the repeatable --set NAME=VALUE flag (server settings) of
+// the commands that start a server.
+func (x *call) settings() (map[string]string, error) {
+	settings := map[string]string{}
+	for _, kv := range x.StringSlice("set") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("--set %q: want NAME=VALUE (for example --set work_mem=64kB)", kv)
+		}
+		settings[k] = v
+	}
+	return settings, nil
+}
+
 func (x *call) nonNegative(flag string) error {
 	if x.Int(flag) < 0 {
 		return usagef("--%s must be positive", flag)

@@ -53,7 +53,7 @@ func perfBenchCommand() *cli.Command {
 			&cli.StringFlag{Name: "write-baseline", Usage: "write this run's ratios as a gate baseline to `FILE`"},
 			&cli.Float64Flag{Name: "tolerance", Value: 0.30, Usage: "with --write-baseline: allowed worsening of a suite's geomean ratio"},
 			&cli.Float64Flag{Name: "test-tolerance", Value: 1.0, Usage: "with --write-baseline: allowed worsening of a single test's ratio"},
-			&cli.StringSliceFlag{Name: "setting", Usage: "server setting `NAME=VALUE` of pgxtask's server only (repeatable): measures what a setting costs; the gate's own test slows pgxtask with one"},
+			&cli.StringSliceFlag{Name: "set", Usage: "server setting `NAME=VALUE` of pgxtask's server only (repeatable): measures what a setting costs; the gate's own test slows pgxtask with one"},
 		),
 		json: true,
 		run:  perfBench,
@@ -174,13 +174,9 @@ func perfBench(x *call) error {
 			return err
 		}
 	}
-	settings := map[string]string{}
-	for _, kv := range x.StringSlice("setting") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usagef("--setting %q: give NAME=VALUE (for example --setting work_mem=64kB)", kv)
-		}
-		settings[k] = v
+	settings, err := x.settings()
+	if err != nil {
+		return err
 	}
 	systems, err := perf.OpenSystems(x.ctx(), perf.SystemsOptions{Dist: s.dist, Compare: s.compare, CacheDir: s.cacheDir, Progress: s.progress, Settings: settings})
 	if err != nil {

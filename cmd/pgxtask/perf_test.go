@@ -215,8 +215,8 @@ func TestPerfGateE2E(t *testing.T) {
 	if !strings.Contains(stdout, "ratios within their limits") {
 		t.Fatalf("no gate verdict on stdout:\n%s", stdout)
 	}
-	slow := append(append([]string{}, args...), "--setting", "log_parser_stats=on", "--setting", "log_planner_stats=on",
-		"--setting", "log_executor_stats=on", "--setting", "log_min_messages=fatal")
+	slow := append(append([]string{}, args...), "--set", "log_parser_stats=on", "--set", "log_planner_stats=on",
+		"--set", "log_executor_stats=on", "--set", "log_min_messages=fatal")
 	stdout, stderr, code = perfCLI(t, slow...)
 	if code == 0 || !strings.Contains(stderr, "perf gate "+baseline+" failed") {
 		t.Fatalf("the gate passed a slowed pgxtask (exit %d):\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)

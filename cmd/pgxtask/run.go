@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 
 	"github.com/pglite-oxide/pgxtask/loader"
 	"github.com/urfave/cli/v2"
@@ -45,13 +44,9 @@ func runServer(x *call) error {
 		}
 		dist = l.Dist(x.String("target"))
 	}
-	settings := map[string]string{}
-	for _, kv := range x.StringSlice("set") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usagef("--set %q: want NAME=VALUE", kv)
-		}
-		settings[k] = v
+	settings, err := x.settings()
+	if err != nil {
+		return err
 	}
 	cfg := loader.Config{
 		Dist:       loader.DirFS(dist),
