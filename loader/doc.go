@@ -89,8 +89,8 @@
 // connection over the socket that sets the password. Temporary roots run with
 // shared_buffers=16MB (see Config.Settings): PostgreSQL's 128MB, and the WAL
 // buffers sized from it, would be set up and faulted in at every start.
-// BenchmarkOpenFirstQuery measures the whole path; the README has the
-// figures and where the time goes.
+// BenchmarkOpenFirstQuery measures the whole path; docs/benchmarks.md has
+// the figures.
 //
 // # Derived templates
 //
