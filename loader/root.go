@@ -371,11 +371,25 @@ func alive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// installTemplate gives a root without PGDATA a copy of the template. The
-// copy is made beside data/ and renamed, so an interrupted copy is never
-// taken for a PGDATA. It reports whether it made a new PGDATA.
+// installTemplate gives a root without PGDATA a copy of the template (the
+// dist's, a derived one, or a stopped instance's PGDATA for Clone). It
+// reports whether it made a new PGDATA.
 func (r *rootDir) installTemplate(templateData string, user *serverUser) (bool, error) {
+	return r.installPGDATA("copy the PGDATA template", func(stage string) (string, error) {
+		return stage, copyTree(templateData, stage, user)
+	})
+}
+
+// installPGDATA gives a root without PGDATA the one fill makes. fill gets a
+// staging folder beside data/ (.data-new; it may create it) and returns the
+// folder in it that is the new PGDATA, which is renamed into place, so an
+// interrupted fill is never taken for a PGDATA. A stage a killed open left
+// is removed first, under the root's lock, whether or not a PGDATA is made.
+// It reports whether it made a new PGDATA.
+func (r *rootDir) installPGDATA(what string, fill func(stage string) (string, error)) (bool, error) {
 	data := r.dataDir()
+	stage := filepath.Join(r.dir, ".data-new")
+	os.RemoveAll(stage)
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err == nil {
 		return false, nil
 	}
@@ -385,17 +399,15 @@ func (r *rootDir) installTemplate(templateData string, user *serverUser) (bool, 
 		return false, fmt.Errorf("root %s: %w", r.dir, err)
 	}
 	os.Remove(data)
-	tmp := filepath.Join(r.dir, ".data-new")
-	os.RemoveAll(tmp)
-	if err := copyTree(templateData, tmp, user); err != nil {
-		os.RemoveAll(tmp)
-		return false, fmt.Errorf("root %s: copy the PGDATA template: %w", r.dir, err)
+	defer os.RemoveAll(stage) // a no-op after a rename of the whole stage
+	pgdata, err := fill(stage)
+	if err != nil {
+		return false, fmt.Errorf("root %s: %s: %w", r.dir, what, err)
 	}
-	if err := os.Chmod(tmp, 0o700); err != nil {
+	if err := os.Chmod(pgdata, 0o700); err != nil {
 		return false, err
 	}
-	if err := os.Rename(tmp, data); err != nil {
-		os.RemoveAll(tmp)
+	if err := os.Rename(pgdata, data); err != nil {
 		return false, fmt.Errorf("root %s: %w", r.dir, err)
 	}
 	return true, nil

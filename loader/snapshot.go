@@ -202,58 +202,35 @@ func readSnapshotMember(file string, man *manifest) (*snapshotInfo, int64, error
 }
 
 // installSnapshot gives a root without PGDATA the PGDATA of the snapshot
-// file: extracted (bounded by the snapshot's own file list) beside data/,
-// every file checked against its sha256, then renamed into place. It
-// reports whether it made a new PGDATA.
+// file: extracted into the root's stage (bounded by the snapshot's own file
+// list), every file checked against its sha256, then renamed into place.
+// It reports whether it made a new PGDATA.
 func (r *rootDir) installSnapshot(file string, man *manifest, user *serverUser) (bool, error) {
-	data := r.dataDir()
-	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err == nil {
-		return false, nil
-	}
-	info, metaSize, err := readSnapshotMember(file, man)
-	if err != nil {
-		return false, fmt.Errorf("snapshot: %w", err)
-	}
-	if entries, err := os.ReadDir(data); err == nil && len(entries) > 0 {
-		return false, fmt.Errorf("root %s: %s is not empty but has no PG_VERSION, so it is no PGDATA: move it away or use another root", r.dir, data)
-	}
-	os.Remove(data)
-	tmp := filepath.Join(r.dir, ".snapshot-new")
-	os.RemoveAll(tmp)
-	expect := &archive.Expect{Bytes: metaSize, Entries: info.Entries, Files: []string{snapshotMeta}}
-	for _, sf := range info.Files {
-		expect.Bytes += sf.Size
-		expect.Files = append(expect.Files, sf.Path)
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		return false, fmt.Errorf("snapshot: %w", err)
-	}
-	err = archive.Extract(f, tmp, archive.ExtractOptions{Decompress: archive.Zstd, Expect: expect, MaxBytes: -1, MaxEntries: -1})
-	f.Close()
-	if err != nil {
-		return false, fmt.Errorf("snapshot %s: %w", file, err)
-	}
-	defer os.RemoveAll(tmp)
-	for _, sf := range info.Files {
-		p := filepath.Join(tmp, filepath.FromSlash(sf.Path))
-		if sf.SHA256 == "" {
-			continue // a symlink: the extractor checked it stays inside
+	return r.installPGDATA("start from snapshot "+file, func(stage string) (string, error) {
+		info, metaSize, err := readSnapshotMember(file, man)
+		if err != nil {
+			return "", err
 		}
-		sum, err := digest.File(p)
-		if err != nil || sum != sf.SHA256 {
-			return false, fmt.Errorf("%w: snapshot %s: %s does not match the sha256 the snapshot records: the file is damaged; write the snapshot again", ErrChecksum, file, sf.Path)
+		expect := &archive.Expect{Bytes: metaSize, Entries: info.Entries, Files: []string{snapshotMeta}}
+		for _, sf := range info.Files {
+			expect.Bytes += sf.Size
+			expect.Files = append(expect.Files, sf.Path)
 		}
-	}
-	newData := filepath.Join(tmp, snapshotDataDir)
-	if err := user.chownTree(newData); err != nil {
-		return false, fmt.Errorf("root %s: give the PGDATA to the server's uid: %w", r.dir, err)
-	}
-	if err := os.Chmod(newData, 0o700); err != nil {
-		return false, err
-	}
-	if err := os.Rename(newData, data); err != nil {
-		return false, fmt.Errorf("root %s: %w", r.dir, err)
-	}
-	return true, nil
+		if err := archive.ExtractFile(file, stage, archive.ExtractOptions{Decompress: archive.Zstd, Expect: expect, MaxBytes: -1, MaxEntries: -1}); err != nil {
+			return "", err
+		}
+		for _, sf := range info.Files {
+			if sf.SHA256 == "" {
+				continue // a symlink: the extractor checked it stays inside
+			}
+			if sum, err := digest.File(filepath.Join(stage, filepath.FromSlash(sf.Path))); err != nil || sum != sf.SHA256 {
+				return "", fmt.Errorf("%w: %s does not match the sha256 the snapshot records: the file is damaged; write the snapshot again", ErrChecksum, sf.Path)
+			}
+		}
+		pgdata := filepath.Join(stage, snapshotDataDir)
+		if err := user.chownTree(pgdata); err != nil {
+			return "", fmt.Errorf("give the PGDATA to the server's uid: %w", err)
+		}
+		return pgdata, nil
+	})
 }

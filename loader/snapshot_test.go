@@ -46,8 +46,14 @@ func TestSnapshotFiles(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root.dataDir(), "postmaster.pid")); err == nil {
 		t.Error("postmaster.pid went into the snapshot")
 	}
+	// What a killed open left in the stage goes at the next open, also when
+	// the root has a PGDATA and nothing is installed.
+	testfs.Write(t, filepath.Join(root.dir, ".data-new"), map[string]string{"pgdata/base/1/1259": "half"})
 	if created, err := root.installSnapshot(snap, man, nil); err != nil || created {
 		t.Fatalf("a root with a PGDATA: %v (created %v), want it opened as it is", err, created)
+	}
+	if _, err := os.Stat(filepath.Join(root.dir, ".data-new")); err == nil {
+		t.Error("the stage a killed open left is still there")
 	}
 
 	other := &manifest{&dist.Manifest{Target: "linux-amd64", PostgresVersion: "16.4", CatalogVersion: "202307071"}}
