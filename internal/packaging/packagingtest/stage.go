@@ -9,39 +9,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// WriteFiles writes name -> content under dir; names ending in "@x" are
-// executable, "->target" makes a symlink.
-func WriteFiles(t testing.TB, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		perm := os.FileMode(0o644)
-		if n, ok := strings.CutSuffix(name, "@x"); ok {
-			name, perm = n, 0o755
-		}
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if target, ok := strings.CutPrefix(body, "->"); ok {
-			if err := os.Symlink(target, p); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(body), perm); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+	"github.com/pglite-oxide/pgxtask/internal/testfs"
+)
 
 // MakeStage writes a small but complete stage tree and build.json under
 // root (an output root), shaped like internal/build's output.
 func MakeStage(t testing.TB, root string) {
 	t.Helper()
 	stage := filepath.Join(root, "stage")
-	WriteFiles(t, filepath.Join(stage, "runtime"), map[string]string{
+	testfs.Write(t, filepath.Join(stage, "runtime"), map[string]string{
 		"bin/postgres@x":                             "server",
 		"bin/initdb@x":                               "initdb",
 		"bin/pg_ctl@x":                               "pg_ctl",
@@ -63,14 +40,14 @@ func MakeStage(t testing.TB, root string) {
 		"share/postgresql/timezone/Europe/Paris":     "TZif2",
 		"share/postgresql/tsearch_data/english.stop": "a\nthe\n",
 	})
-	WriteFiles(t, filepath.Join(stage, "pg-dump"), map[string]string{
+	testfs.Write(t, filepath.Join(stage, "pg-dump"), map[string]string{
 		"bin/pg_dump@x":       "pg_dump",
 		"bin/pg_restore@x":    "pg_restore",
 		"lib/libpq.so.5.15@x": "libpq",
 		"lib/libpq.so.5":      "->libpq.so.5.15",
 		"lib/libpq.so":        "->libpq.so.5.15",
 	})
-	WriteFiles(t, filepath.Join(stage, "pgdata-template"), map[string]string{
+	testfs.Write(t, filepath.Join(stage, "pgdata-template"), map[string]string{
 		"data/PG_VERSION":        "15\n",
 		"data/global/pg_control": "control",
 		"data/base/1/1259":       "rel",
@@ -80,13 +57,13 @@ func MakeStage(t testing.TB, root string) {
 	if err := os.MkdirAll(filepath.Join(stage, "pgdata-template/data/pg_notify"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	WriteFiles(t, filepath.Join(stage, "ext/intarray"), map[string]string{
+	testfs.Write(t, filepath.Join(stage, "ext/intarray"), map[string]string{
 		"lib/postgresql/_int.so@x":                       "intarray module",
 		"share/postgresql/extension/intarray.control":    "ctl",
 		"share/postgresql/extension/intarray--1.5.sql":   "sql",
 		"include/postgresql/server/extension/intarray.h": "h",
 	})
-	WriteFiles(t, filepath.Join(stage, "ext/pgtap"), map[string]string{
+	testfs.Write(t, filepath.Join(stage, "ext/pgtap"), map[string]string{
 		"share/postgresql/extension/pgtap.control":    "ctl",
 		"share/postgresql/extension/pgtap--1.3.3.sql": "sql",
 	})
