@@ -61,7 +61,9 @@ type snapshotFile struct {
 //
 // A snapshot starts only with a dist of the same target, PostgreSQL
 // version and catalog version; it is not a backup (no WAL archive, no
-// point-in-time recovery).
+// point-in-time recovery). A truncated or damaged file is refused when it
+// is read, so w need not be written atomically. Snapshot and Clone must not
+// run at the same time as each other or Close on the same instance.
 func (inst *Instance) Snapshot(ctx context.Context, w io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("snapshot: %w", err)

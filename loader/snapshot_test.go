@@ -57,6 +57,8 @@ func TestSnapshotFiles(t *testing.T) {
 	}
 
 	other := &manifest{&dist.Manifest{Target: "linux-amd64", PostgresVersion: "16.4", CatalogVersion: "202307071"}}
+	truncated := filepath.Join(t.TempDir(), "t.tar.zst")
+	os.WriteFile(truncated, snapBytes[:len(snapBytes)*2/3], 0o644)
 	notSnap := filepath.Join(t.TempDir(), "x.tar.zst")
 	os.WriteFile(notSnap, []byte("not a snapshot"), 0o644)
 	for _, tc := range []struct {
@@ -67,6 +69,7 @@ func TestSnapshotFiles(t *testing.T) {
 	}{
 		{"other version", snap, other, ErrVersionMismatch},
 		{"not a snapshot", notSnap, man, nil},
+		{"truncated", truncated, man, nil},
 		{"damaged file", rewriteSnapshot(t, snap, func(in *snapshotInfo) { in.Files[0].SHA256 = string(bytes.Repeat([]byte("0"), 64)) }), man, ErrChecksum},
 		{"other target", rewriteSnapshot(t, snap, func(in *snapshotInfo) { in.Target = "linux-sparc" }), man, ErrVersionMismatch},
 	} {
