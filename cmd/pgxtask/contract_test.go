@@ -69,6 +69,7 @@ var jsonNeedsMore = map[string]string{
 	"assets aot":         "needs the WASIX build and its builder image",
 	"assets export-list": "needs WASIX side modules from a WASIX build",
 	"assets reproduce":   "builds a target twice",
+	"assets cache-push":  "needs a built stage and a registry (TestE2ERemoteCache reads its --json)",
 	"assets smoke":       "starts the built server",
 	"perf bench":         "starts servers from a built dist",
 	"perf cold":          "starts servers from a built dist",

@@ -37,6 +37,7 @@ func commands(d deps) []*cli.Command {
 			assetsAOTCommand(),
 			auditUpstreamCommand(),
 			assetsBuildCommand(),
+			assetsCachePushCommand(),
 			assetsCheckCommand(d.checks),
 			ciMatrixCommand(),
 			exportListCommand(),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ func assetsPackageCommand() *cli.Command {
 		flags: []cli.Flag{
 			&cli.StringFlag{Name: "target", Usage: "target whose build to package (linux-amd64, ...; required)"},
 			&cli.IntFlag{Name: "jobs", Usage: "archives written at once (default: number of CPUs; never changes the bytes)"},
+			&cli.StringFlag{Name: "output-root", Usage: "package the build in this folder (assets build --output-root) into its dist/"},
 		},
 		required: []string{"target"},
 		json:     true,
@@ -64,8 +66,14 @@ func assetsPackage(x *call) error {
 		return err
 	}
 	t := x.String("target")
+	root := l.TargetDir(t)
+	if r := x.String("output-root"); r != "" {
+		if root, err = filepath.Abs(r); err != nil {
+			return err
+		}
+	}
 	res, err := reproduce.Package(x.ctx(), reproduce.PackageOptions{
-		Target: t, OutputRoot: l.TargetDir(t), ModTime: mtime, Jobs: x.Int("jobs"), Log: x.stderr(),
+		Target: t, OutputRoot: root, ModTime: mtime, Jobs: x.Int("jobs"), Log: x.stderr(),
 	})
 	if err != nil {
 		return err

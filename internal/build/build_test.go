@@ -214,18 +214,44 @@ func TestStageKeys(t *testing.T) {
 	}
 }
 
+// The keys hash the builder's portable identity: what two machines share
+// when they made their images from the same inputs. The local image IDs
+// (a debootstrap base gets a new one on each import) change no key; a
+// package at another version, or another pinned download, changes every
+// key.
 func TestToolchainIdentityInKeys(t *testing.T) {
 	root := testProject(t)
 	b := testBuilder(t, root, Options{}, false)
-	before := keys(b)
-	b.identity.ImageID = "sha256:" + strings.Repeat("cd", 32)
+	b.identity.PackagesSHA256 = strings.Repeat("11", 32)
 	if err := b.computeUnits(); err != nil {
 		t.Fatal(err)
 	}
-	for name, k := range keys(b) {
-		if before[name] == k {
-			t.Errorf("%s: key did not change with the builder image", name)
-		}
+	before := keys(b)
+	for _, tc := range []struct {
+		name    string
+		change  func(*dist.Toolchain)
+		changes bool
+	}{
+		{"image id", func(id *dist.Toolchain) { id.ImageID = "sha256:" + strings.Repeat("cd", 32) }, false},
+		{"base image id", func(id *dist.Toolchain) { id.BaseImageID = "sha256:" + strings.Repeat("ef", 32) }, false},
+		{"image tag", func(id *dist.Toolchain) { id.ImageTag = "pgxtask/builder:linux-amd64-other" }, false},
+		{"package version", func(id *dist.Toolchain) { id.PackagesSHA256 = strings.Repeat("22", 32) }, true},
+		{"pinned downloads", func(id *dist.Toolchain) { id.DownloadsSHA256 = strings.Repeat("33", 32) }, true},
+		{"dockerfile", func(id *dist.Toolchain) { id.DockerfileSHA256 = strings.Repeat("44", 32) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			saved := b.identity
+			defer func() { b.identity = saved }()
+			tc.change(&b.identity)
+			if err := b.computeUnits(); err != nil {
+				t.Fatal(err)
+			}
+			for name, k := range keys(b) {
+				if changed := before[name] != k; changed != tc.changes {
+					t.Errorf("%s: key changed = %v, want %v", name, changed, tc.changes)
+				}
+			}
+		})
 	}
 }
 

@@ -23,7 +23,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +41,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/sources"
+	"github.com/pglite-oxide/pgxtask/internal/stagecache"
 	"github.com/pglite-oxide/pgxtask/internal/target"
 	"github.com/pglite-oxide/pgxtask/internal/termui"
 )
@@ -88,6 +88,13 @@ type Options struct {
 	// recipe or builder image change; a PostgreSQL pin bump changes
 	// pg_config.h and so every compile).
 	CCache bool
+	// Cache is the remote stage cache (nil = none): stale units are pulled
+	// from it before they are built, and with a readwrite remote the units
+	// the build makes are pushed. Needs the docker runner, whose builder
+	// identity is portable. CacheRequired fails the build when the
+	// registry cannot be used, instead of building locally.
+	Cache         *stagecache.Remote
+	CacheRequired bool
 	// PlanFile is the build plan ("" = assets/generated/extensions.build-plan.json).
 	// A missing default plan builds no extensions and says so.
 	PlanFile string
@@ -116,6 +123,7 @@ type Builder struct {
 	identity dist.Toolchain
 	ready    bool // the toolchain identity is final (builder image exists)
 
+	remote  *stagecache.Remote // nil once it failed this build
 	records buildrecord.Units
 	stages  []planned
 	log     io.Writer
@@ -140,6 +148,13 @@ func New(ctx context.Context, opts Options) (*Builder, error) {
 	}
 	if err := b.pickRunner(ctx); err != nil {
 		return nil, err
+	}
+	if opts.Cache != nil {
+		if b.runner.Name() != RunnerDocker {
+			b.Close()
+			return nil, fmt.Errorf("the remote stage cache (--cache %s) needs the docker runner: a host build's toolchain is the machine itself, so its keys mean nothing on another machine", opts.Cache)
+		}
+		b.remote = opts.Cache
 	}
 	if opts.CCache && b.kind.ccache {
 		if err := b.runner.CheckCache(); err != nil {
@@ -507,12 +522,3 @@ func (b *Builder) lock(ctx context.Context) (*flock.Flock, error) {
 
 // Toolchain is the builder identity the keys were computed with.
 func (b *Builder) Toolchain() dist.Toolchain { return b.identity }
-
-// hashJSON is the hex sha256 of v's JSON encoding: a stage key.
-func hashJSON(v any) (string, error) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("stage key: %w", err)
-	}
-	return digest.Bytes(data), nil
-}

@@ -84,6 +84,10 @@ func (b *Builder) runStage(ctx context.Context, p planned) error {
 			return fmt.Errorf("stage %s reads %s, which is not built: run 'pgxtask assets build --target %s --execute' (or --only %s) first", p.def.Name, n, b.target.Name, p.up[n].Stage)
 		}
 	}
+	stale, err := b.pull(ctx, p, stale)
+	if err != nil || len(stale) == 0 {
+		return err
+	}
 	for _, u := range stale {
 		for _, s := range u.Sources {
 			if err := b.checkCheckout(s); err != nil {
@@ -135,6 +139,7 @@ func (b *Builder) runStage(ctx context.Context, p planned) error {
 		}
 	}
 	fmt.Fprintf(b.log, "build: %s: done in %s\n", p.def.Name, time.Since(start).Round(100*time.Millisecond))
+	b.push(ctx, stale)
 	return nil
 }
 

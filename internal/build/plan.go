@@ -90,6 +90,9 @@ func (p *Plan) WriteText(w io.Writer) {
 		if tc.ImageID != "" {
 			fmt.Fprintf(w, "  image id %s\n", tc.ImageID)
 		}
+		if tc.Identity != "" {
+			fmt.Fprintf(w, "  identity %.16s (%d Debian packages; the keys hash it, not the image id)\n", tc.Identity, len(tc.Packages))
+		}
 		fmt.Fprintf(w, "  FROM %s", tc.BaseImage)
 		if tc.BaseImageOverride != "" {
 			fmt.Fprintf(w, " (overridden by local image %s)", tc.BaseImageOverride)

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
 )
@@ -129,6 +131,12 @@ type Unit struct {
 	// compilerCache is the compiler cache mounted for the unit's step, for
 	// its completion record.
 	compilerCache string
+	// inputs is the JSON of the key's inputs (Key is its sha256): a unit
+	// in a remote stage cache carries it, so a pull can check that what it
+	// got was made from these inputs.
+	inputs []byte
+	// pulled marks a unit this build got from the remote stage cache.
+	pulled bool
 }
 
 // keyInputs is everything a stage key covers. Fields that do not apply stay
@@ -147,11 +155,12 @@ type keyInputs struct {
 
 func (b *Builder) unit(stage, name, dir string, in keyInputs) (*Unit, error) {
 	in.Stage = name
-	key, err := hashJSON(in)
+	inputs, err := json.Marshal(in)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stage key: %w", err)
 	}
-	u := &Unit{Name: name, Stage: stage, Dir: dir, Key: key, Entry: in.Entry, tmpName: path.Base(dir)}
+	key := digest.Bytes(inputs)
+	u := &Unit{Name: name, Stage: stage, Dir: dir, Key: key, Entry: in.Entry, tmpName: path.Base(dir), inputs: inputs}
 	for s := range in.Sources {
 		u.Sources = append(u.Sources, s)
 	}
@@ -173,7 +182,7 @@ func runtimeUnits(b *Builder, _ upstream) ([]*Unit, error) {
 	u, err := b.unit("runtime", "runtime", "runtime", keyInputs{
 		StageVersion: 1,
 		Sources:      map[string]string{b.target.Postgres.Name: b.target.Postgres.Pin()},
-		Toolchain:    b.identity,
+		Toolchain:    b.identity.Portable(),
 		Profile:      b.target.Profile,
 		Recipe:       rec,
 		Extra:        extra,
@@ -233,7 +242,7 @@ func extUnits(stage, buildKind string) func(b *Builder, up upstream) ([]*Unit, e
 			u, err := b.unit(stage, "ext/"+e.ID, "ext/"+e.ID, keyInputs{
 				StageVersion: 1,
 				Sources:      map[string]string{src.Name: src.Pin()},
-				Toolchain:    b.identity,
+				Toolchain:    b.identity.Portable(),
 				Profile:      b.target.Profile,
 				Recipe:       rec,
 				Entry:        e,
@@ -294,7 +303,7 @@ func extJob(u *Unit) (src string, args []string) {
 func pgDumpUnits(b *Builder, up upstream) ([]*Unit, error) {
 	u, err := b.unit("pg-dump", "pg-dump", "pg-dump", keyInputs{
 		StageVersion: 1,
-		Toolchain:    b.identity,
+		Toolchain:    b.identity.Portable(),
 		Upstream:     up.keys(),
 		Extra:        map[string]string{"files": strings.Join(b.kind.pgDumpFiles, " ")},
 	})
@@ -361,7 +370,7 @@ func templateUnits(b *Builder, up upstream) ([]*Unit, error) {
 	u, err := b.unit("pgdata-template", "pgdata-template", "pgdata-template", keyInputs{
 		StageVersion: 1,
 		Sources:      map[string]string{b.target.Postgres.Name: b.target.Postgres.Pin()},
-		Toolchain:    b.identity,
+		Toolchain:    b.identity.Portable(),
 		Recipe:       rec,
 		Upstream:     up.keys(),
 		Extra:        extra,

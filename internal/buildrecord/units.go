@@ -35,6 +35,9 @@ type Unit struct {
 	// (docker volume or host folder; empty without --ccache). Not part of
 	// the key: the outputs are the same either way.
 	CompilerCache string `json:"compiler-cache,omitempty"`
+	// Remote is the remote stage cache the unit was pulled from (empty for
+	// a unit built here).
+	Remote string `json:"remote,omitempty"`
 }
 
 // Units are the completion records of one stage root.

@@ -94,9 +94,36 @@ type Toolchain struct {
 	CompilerVersion string `json:"compiler-version"`
 	// HostCompiler is the host compiler's version line (host runner).
 	HostCompiler string `json:"host-compiler,omitempty"`
+	// DownloadsSHA256 is the sha256 of the pinned downloads the builder
+	// image was made with (the WASIX toolchain; empty without downloads).
+	DownloadsSHA256 string `json:"downloads-sha256,omitempty"`
+	// Packages are the Debian packages installed in the builder image, as
+	// "name:arch=version" sorted, read from the image's dpkg database
+	// (docker runner). Debian's binary packages cannot be pinned, so their
+	// versions are recorded: the build record and provenance keep the list,
+	// and PackagesSHA256 (its sha256, one entry per line) enters the keys.
+	Packages       []string `json:"packages,omitempty"`
+	PackagesSHA256 string   `json:"packages-sha256,omitempty"`
+	// Identity is the sha256 of Portable(): the builder identity that means
+	// the same on every machine, so machines that share a stage cache
+	// share keys.
+	Identity string `json:"identity,omitempty"`
 	// ArchiveEncoder is the zstd encoder and level that compressed the
 	// artifacts (set by packaging): another encoder gives other bytes.
 	ArchiveEncoder string `json:"archive-encoder,omitempty"`
+}
+
+// Portable is the part of t that two machines share when they made their
+// builder images from the same inputs: the pins, the recipe, and what the
+// image holds (its package list), without the local image IDs and tags,
+// which differ on every machine (a base image made by debootstrap gets a
+// new ID on each import). Stage keys hash this.
+func (t Toolchain) Portable() Toolchain {
+	return Toolchain{
+		Runner: t.Runner, Platform: t.Platform, BaseImage: t.BaseImage, Recipe: t.Recipe,
+		DockerfileSHA256: t.DockerfileSHA256, Compiler: t.Compiler, CompilerVersion: t.CompilerVersion,
+		HostCompiler: t.HostCompiler, DownloadsSHA256: t.DownloadsSHA256, PackagesSHA256: t.PackagesSHA256,
+	}
 }
 
 // SourcePin is one pinned source.

@@ -178,6 +178,9 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 	// The image tag is a local name the build record keeps for the runner;
 	// the manifest names the builder image by its ID.
 	toolchain.ImageTag = ""
+	// The builder's package list goes to provenance.json; the manifest
+	// keeps its digest (and the identity that hashes it).
+	toolchain.Packages = nil
 	m := &dist.Manifest{
 		FormatVersion:     dist.FormatVersion,
 		Target:            rec.Target,

@@ -83,6 +83,14 @@ func TestPackage(t *testing.T) {
 	if len(prov.Subject) != 6 || prov.Predicate.BuildDefinition.ResolvedDependencies[1].Digest["sha256"] != strings.Repeat("1", 64) {
 		t.Errorf("provenance: %s", pdata)
 	}
+	// The builder's package list is in provenance; the manifest keeps its
+	// digest only.
+	if got := prov.Predicate.BuildDefinition.InternalParameters.BuilderPackages; strings.Join(got, " ") != "gcc-12:amd64=12.2.0-14+deb12u1 make:amd64=4.3-4.1" {
+		t.Errorf("provenance builderPackages = %v", got)
+	}
+	if m.Toolchain.Packages != nil || m.Toolchain.PackagesSHA256 != strings.Repeat("5", 64) {
+		t.Errorf("manifest toolchain packages %v, digest %q", m.Toolchain.Packages, m.Toolchain.PackagesSHA256)
+	}
 }
 
 // TestPackageDeterministic packages the same stage twice, with different

@@ -61,6 +61,10 @@ type InternalParameters struct {
 	CatalogVersion   string                    `json:"catalogVersion"`
 	SourcePinsSHA256 string                    `json:"sourcePinsSha256"`
 	Stages           []buildrecord.StageRecord `json:"stages"`
+	// BuilderPackages are the Debian packages of the builder image with
+	// their exact versions ("name:arch=version"): they cannot be pinned,
+	// so they are recorded (and their digest is part of every stage key).
+	BuilderPackages []string `json:"builderPackages,omitempty"`
 }
 
 // ResourceDescriptor is one pinned source.
@@ -103,6 +107,7 @@ func provenance(m *dist.Manifest, rec *buildrecord.Record, sums map[string]strin
 		InternalParameters: InternalParameters{
 			Toolchain: m.Toolchain, PostgresVersion: m.PostgresVersion, CatalogVersion: m.CatalogVersion,
 			SourcePinsSHA256: m.SourcePinsSHA256, Stages: append([]buildrecord.StageRecord{}, rec.Stages...),
+			BuilderPackages: rec.Toolchain.Packages,
 		},
 		ResolvedDependencies: []ResourceDescriptor{},
 	}

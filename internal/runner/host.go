@@ -68,8 +68,10 @@ func (r *Host) Toolchain(ctx context.Context, s ToolchainSpec, create bool, log 
 	if major != tc.CompilerVersion {
 		return dist.Toolchain{}, false, fmt.Errorf("host runner: %s, but [toolchain.%s] compiler-version = %q in %s: use --runner docker, or a host with gcc %s", line, s.Target, tc.CompilerVersion, s.SourcesFile, tc.CompilerVersion)
 	}
-	return dist.Toolchain{Runner: HostName, Platform: "host/" + runtime.GOOS + "-" + runtime.GOARCH, Recipe: tc.Recipe,
-		Compiler: tc.Compiler, CompilerVersion: tc.CompilerVersion, HostCompiler: line}, true, nil
+	id := dist.Toolchain{Runner: HostName, Platform: "host/" + runtime.GOOS + "-" + runtime.GOARCH, Recipe: tc.Recipe,
+		Compiler: tc.Compiler, CompilerVersion: tc.CompilerVersion, HostCompiler: line}
+	id.Identity = Identity(id)
+	return id, true, nil
 }
 
 // Run implements Runner.

@@ -77,6 +77,9 @@ type ToolchainSpec struct {
 	NoHost error
 	// SourcesFile is sources.toml as errors show it.
 	SourcesFile string
+	// NoCache builds the image without the engine's layer cache (every
+	// RUN step runs again), as a builder made on another machine is.
+	NoCache bool
 }
 
 // from returns the FROM image and whether it is an override.
@@ -123,7 +126,30 @@ func (r *Docker) lookupBuilder(ctx context.Context, s ToolchainSpec) (dist.Toolc
 		return id, false, fmt.Errorf("inspect builder image %s: %w", tag, err)
 	}
 	id.ImageID = insp.ID
+	if err := r.describe(ctx, &id); err != nil {
+		return id, false, err
+	}
 	return id, true, nil
+}
+
+// describe completes a built image's identity with its package list and
+// the portable identity that the stage keys hash.
+func (r *Docker) describe(ctx context.Context, id *dist.Toolchain) error {
+	pkgs, err := r.imagePackages(ctx, id.ImageID)
+	if err != nil {
+		return err
+	}
+	id.Packages, id.PackagesSHA256 = pkgs, PackagesDigest(pkgs)
+	id.Identity = Identity(*id)
+	return nil
+}
+
+// Identity is the sha256 of a toolchain's portable part (dist.Toolchain's
+// Portable): equal on two machines whose builder images were made from
+// the same recipe and pins and hold the same packages at the same versions.
+func Identity(t dist.Toolchain) string {
+	data, _ := json.Marshal(t.Portable())
+	return digest.Bytes(data)
 }
 
 func (s ToolchainSpec) identity(ctx context.Context, cli *client.Client) (dist.Toolchain, string, error) {
@@ -137,6 +163,9 @@ func (s ToolchainSpec) identity(ctx context.Context, cli *client.Client) (dist.T
 		Runner: "docker", Platform: tc.Platform, BaseImage: tc.BaseImage,
 		Recipe: tc.Recipe, DockerfileSHA256: digest.Bytes(df),
 		Compiler: tc.Compiler, CompilerVersion: tc.CompilerVersion,
+	}
+	if s.DownloadsKey != "" {
+		id.DownloadsSHA256 = digest.Bytes([]byte(s.DownloadsKey))
 	}
 	if override {
 		id.BaseImageOverride = from
@@ -180,6 +209,7 @@ func (r *Docker) ensureBuilder(ctx context.Context, s ToolchainSpec, log io.Writ
 		BuildArgs:   map[string]*string{"BASE_IMAGE": &from, "COMPILER": &compilerCmd, "COMPILER_VERSION": &compiler},
 		Remove:      true,
 		ForceRemove: true,
+		NoCache:     s.NoCache,
 		Labels: map[string]string{
 			"io.pgxtask.target":           s.Target,
 			"io.pgxtask.base-image":       s.Toolchain.BaseImage,
@@ -209,6 +239,9 @@ func (r *Docker) ensureBuilder(ctx context.Context, s ToolchainSpec, log io.Writ
 		return id, fmt.Errorf("inspect the new builder image: %w", err)
 	}
 	id.ImageID = insp.ID
+	if err := r.describe(ctx, &id); err != nil {
+		return id, err
+	}
 	return id, nil
 }
 

@@ -70,7 +70,8 @@ func MakeStage(t testing.TB, root string) {
 	rec := map[string]any{
 		"format-version": 1, "target": "linux-amd64", "profile": "release",
 		"postgres-version": "15.18", "catalog-version": "202209061",
-		"toolchain":          map[string]any{"runner": "docker", "image-id": "sha256:1234", "compiler": "gcc", "compiler-version": "12"},
+		"toolchain": map[string]any{"runner": "docker", "image-id": "sha256:1234", "compiler": "gcc", "compiler-version": "12",
+			"packages": []string{"gcc-12:amd64=12.2.0-14+deb12u1", "make:amd64=4.3-4.1"}, "packages-sha256": strings.Repeat("5", 64)},
 		"sources":            []map[string]any{{"name": "postgresql-15", "kind": "archive", "version": "15.18", "pin": strings.Repeat("1", 64)}, {"name": "pgtap-release", "kind": "archive", "pin": strings.Repeat("2", 64)}},
 		"source-pins-sha256": "abc",
 		"stage-root":         "stage",
