@@ -508,8 +508,7 @@ func writeLayer(f *os.File, src string) (ocispec.Descriptor, error) {
 		return ocispec.Descriptor{}, err
 	}
 	h := sha256.New()
-	cw := &counter{w: io.MultiWriter(f, h)}
-	enc, err := zstd.NewWriter(cw, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	enc, err := zstd.NewWriter(io.MultiWriter(f, h), zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -520,18 +519,11 @@ func writeLayer(f *os.File, src string) (ocispec.Descriptor, error) {
 	if err := enc.Close(); err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	return ocispec.Descriptor{MediaType: LayerType, Digest: godigest.NewDigestFromEncoded(godigest.SHA256, hex.EncodeToString(h.Sum(nil))), Size: cw.n}, nil
-}
-
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	fi, err := f.Stat()
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return ocispec.Descriptor{MediaType: LayerType, Digest: godigest.NewDigestFromEncoded(godigest.SHA256, hex.EncodeToString(h.Sum(nil))), Size: fi.Size()}, nil
 }
 
 // watched is a context that a watchdog cancels when a transfer makes no
