@@ -14,12 +14,23 @@
 // (Config.Server: a temporary root unless Server.Root is set, the
 // extensions of Server.Extensions created in a base database) and keeps it
 // for the life of the process: one server per test process and per
-// distinct extension set and settings. Every New then runs
-// CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY and hands the test a
-// pgx pool (and, through DB.SQL, a *sql.DB) on the new database. When the
-// test ends, t.Cleanup closes them and drops the database (WITH (FORCE));
-// with Config.KeepFailed the database of a failed test is kept and its URL
-// logged.
+// distinct extension set and settings. Every New then hands the test a
+// database cloned from the template (CREATE DATABASE … TEMPLATE …
+// STRATEGY FILE_COPY) with a pgx pool (and, through DB.SQL, a *sql.DB) on
+// it. When the test ends, t.Cleanup closes them and drops the database
+// (WITH (FORCE)); with Config.KeepFailed the database of a failed test is
+// kept and its URL logged.
+//
+// # Clones made ahead
+//
+// A clone copies the template's files and checkpoints, which is most of
+// what New costs. So the server keeps Config.ReadyClones clones of each
+// template made ahead (two by default), as pools of template clones do:
+// New renames one to the test's name, a catalog update, and a goroutine of
+// the server clones the next one while the test runs. When none is ready
+// (more parallel tests than clones), New clones while the test waits. The
+// clones live in the server's PGDATA; a kept root (Server.Root) drops the
+// ones an earlier process left when its server starts.
 //
 // # Migrations
 //

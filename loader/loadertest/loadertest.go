@@ -44,6 +44,14 @@ type Config struct {
 	// everything else when the test process ends; use Server.Root to keep
 	// it longer.
 	KeepFailed bool
+
+	// ReadyClones is how many clones of each template the shared server
+	// keeps made ahead (0 = 2; negative = none). New takes one and renames
+	// it to the test's name, a catalog update, instead of copying the
+	// template while the test waits; a goroutine of the server then clones
+	// the next one. When none is ready (many parallel tests), New clones
+	// as it would without them. The first caller's value is the server's.
+	ReadyClones int
 }
 
 // DB is one test's database. Its pool and *sql.DB are closed and the
@@ -113,11 +121,13 @@ func newDB(ctx context.Context, testName string, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	name := dbName(testName)
-	start := time.Now()
-	if _, err := srv.admin.Exec(ctx, "CREATE DATABASE "+quoteIdent(name)+" TEMPLATE "+quoteIdent(tmpl)+" STRATEGY "+cloneStrategy); err != nil {
-		return nil, fmt.Errorf("clone %s into %s: %w", tmpl, name, err)
+	if !srv.takeReady(ctx, tmpl, name) {
+		start := time.Now()
+		if _, err := srv.admin.Exec(ctx, "CREATE DATABASE "+quoteIdent(name)+" TEMPLATE "+quoteIdent(tmpl)+" STRATEGY "+cloneStrategy); err != nil {
+			return nil, fmt.Errorf("clone %s into %s: %w", tmpl, name, err)
+		}
+		srv.trace("clone", time.Since(start))
 	}
-	srv.trace("clone", time.Since(start))
 	url := srv.inst.DatabaseURLFor(name)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
@@ -175,6 +185,11 @@ type server struct {
 
 	mu        sync.Mutex
 	templates map[string]*templateOnce
+	ready     map[string]*readyClones // by template
+	readyN    int                     // clones kept ahead per template
+	stop      context.CancelFunc      // ends the goroutines that clone ahead
+	fillers   sync.WaitGroup
+	fillCtx   context.Context
 }
 
 type templateOnce struct {
@@ -268,7 +283,20 @@ func startServer(ctx context.Context, cfg Config) (*server, error) {
 		inst.Close()
 		return nil, err
 	}
-	return &server{inst: inst, admin: admin, trace: trace, templates: map[string]*templateOnce{}}, nil
+	n := cfg.ReadyClones
+	if n == 0 {
+		n = 2
+	}
+	// Clones made ahead by an earlier process on a kept root (Server.Root)
+	// may be of an older template: they are dropped.
+	if err := dropReady(ctx, admin); err != nil {
+		admin.Close()
+		inst.Close()
+		return nil, err
+	}
+	fillCtx, stop := context.WithCancel(context.Background())
+	return &server{inst: inst, admin: admin, trace: trace, templates: map[string]*templateOnce{},
+		ready: map[string]*readyClones{}, readyN: max(n, 0), fillCtx: fillCtx, stop: stop}, nil
 }
 
 // Close stops the servers this process started. Call it from TestMain
@@ -281,6 +309,8 @@ func Close() error {
 	var errs []error
 	for k, so := range servers {
 		if so.srv != nil {
+			so.srv.stop()
+			so.srv.fillers.Wait()
 			so.srv.admin.Close()
 			errs = append(errs, so.srv.inst.Close())
 		}
@@ -371,3 +401,121 @@ func makeTemplate(ctx context.Context, admin *pgx.Conn, connect func(context.Con
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// readyPrefix begins the names of clones made ahead.
+const readyPrefix = "loadertest_ready_"
+
+// readyClones are the clones of one template made ahead, and the
+// goroutine that makes them.
+type readyClones struct {
+	names chan string   // made, not yet taken (capacity: server.readyN)
+	wake  chan struct{} // a clone was taken, or none was ready: make more
+}
+
+// takeReady renames a clone of tmpl made ahead to name and reports whether
+// it did; either way the server's goroutine for tmpl makes the next one.
+func (s *server) takeReady(ctx context.Context, tmpl, name string) bool {
+	rc := s.readyFor(tmpl)
+	if rc == nil {
+		return false
+	}
+	defer func() {
+		select {
+		case rc.wake <- struct{}{}:
+		default:
+		}
+	}()
+	for {
+		var spare string
+		select {
+		case spare = <-rc.names:
+		default:
+			return false
+		}
+		start := time.Now()
+		if _, err := s.admin.Exec(ctx, "ALTER DATABASE "+quoteIdent(spare)+" RENAME TO "+quoteIdent(name)); err == nil {
+			s.trace("ready-clone", time.Since(start))
+			return true
+		}
+		// It cannot be renamed (a session on it?): drop it, try the next.
+		s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(spare)+" WITH (FORCE)")
+	}
+}
+
+// readyFor returns the clones made ahead of tmpl, starting the goroutine
+// that makes them on first use (nil when the server keeps none).
+func (s *server) readyFor(tmpl string) *readyClones {
+	if s.readyN == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rc := s.ready[tmpl]; rc != nil {
+		return rc
+	}
+	rc := &readyClones{names: make(chan string, s.readyN), wake: make(chan struct{}, 1)}
+	s.ready[tmpl] = rc
+	s.fillers.Add(1)
+	go s.fill(tmpl, rc)
+	return rc
+}
+
+// fill keeps rc full until the server is closed. Only fill adds to
+// rc.names, so a clone it makes always has room. A clone that fails is
+// tried again at the next wake-up; meanwhile New clones while the test
+// waits, and reports the error if it persists.
+func (s *server) fill(tmpl string, rc *readyClones) {
+	defer s.fillers.Done()
+	ctx := s.fillCtx
+	for {
+		for len(rc.names) < cap(rc.names) {
+			var rnd [6]byte
+			rand.Read(rnd[:])
+			name := readyPrefix + hex.EncodeToString(rnd[:])
+			start := time.Now()
+			if _, err := s.admin.Exec(ctx, "CREATE DATABASE "+quoteIdent(name)+" TEMPLATE "+quoteIdent(tmpl)+" STRATEGY "+cloneStrategy); err != nil {
+				break
+			}
+			s.trace("clone-ahead", time.Since(start))
+			rc.names <- name
+		}
+		select {
+		case <-rc.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// dropReady drops the clones made ahead that a server's PGDATA holds.
+func dropReady(ctx context.Context, admin *pgxpool.Pool) error {
+	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", readyPrefix)
+	if err != nil {
+		return fmt.Errorf("list the clones made ahead: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list the clones made ahead: %w", err)
+	}
+	for _, n := range names {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(n)+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("drop %s, made ahead by an earlier process: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// waitReady waits until the clones of tmpl made ahead are all made (tests
+// and benchmarks: so that the next New finds one, and no clone is being
+// made while something else is timed).
+func (s *server) waitReady(ctx context.Context, tmpl string) error {
+	rc := s.readyFor(tmpl)
+	for rc != nil && len(rc.names) < cap(rc.names) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -284,5 +285,74 @@ func TestProcessesShareTheMigratedTemplate(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(runs); strings.Count(string(data), "run") != 1 {
 		t.Fatalf("Migrate ran %d times in %d processes, want 1", strings.Count(string(data), "run"), n)
+	}
+}
+
+// TestReadyClones: once the server has made a clone ahead, New renames it
+// instead of copying the template while the test waits; the database has
+// the template's content and is the test's own, and the server makes the
+// next clone.
+func TestReadyClones(t *testing.T) {
+	sc := serverConfig(t)
+	var mu sync.Mutex
+	phases := map[string]int{}
+	sc.Trace = func(name string, _ time.Duration) {
+		mu.Lock()
+		phases[name]++
+		mu.Unlock()
+	}
+	count := func(name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return phases[name]
+	}
+	// Settings of its own: a server of its own, with fresh counters.
+	sc.Settings = map[string]string{"application_name": "loadertest_ready_clones"}
+	cfg := Config{Server: sc, ReadyClones: 1, MigrationKey: t.Name(), Migrate: func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "CREATE TABLE items (name text); INSERT INTO items VALUES ('seed')")
+		return err
+	}}
+	ctx := context.Background()
+	first := New(t, cfg)
+	if count("clone") != 1 || count("ready-clone") != 0 {
+		t.Fatalf("first database: phases %v, want one clone made while waiting", phases)
+	}
+	srv, err := serverFor(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, _ := srv.template(ctx, cfg)
+	if err := srv.waitReady(ctx, tmpl); err != nil {
+		t.Fatal(err)
+	}
+	second := New(t, cfg)
+	if count("ready-clone") != 1 || count("clone") != 1 {
+		t.Fatalf("second database: phases %v, want it taken from the clones made ahead", phases)
+	}
+	if _, err := second.Pool.Exec(ctx, "INSERT INTO items VALUES ('second')"); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []*DB{first, second} {
+		var names []string
+		rows, _ := db.Pool.Query(ctx, "SELECT name FROM items ORDER BY name")
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		want := "seed"
+		if db == second {
+			want = "second seed"
+		}
+		if err != nil || strings.Join(names, " ") != want {
+			t.Fatalf("%s holds %v (%v), want %s", db.Name, names, err, want)
+		}
+	}
+	if !strings.HasPrefix(second.Name, "t_testreadyclones_") {
+		t.Fatalf("the database is called %s, not after its test", second.Name)
+	}
+	// The server made the next one: one clone ahead, no more.
+	if err := srv.waitReady(ctx, tmpl); err != nil {
+		t.Fatal(err)
+	}
+	var ahead int
+	if err := srv.admin.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE starts_with(datname, $1)", readyPrefix).Scan(&ahead); err != nil || ahead != 1 {
+		t.Fatalf("%d clones made ahead (%v), want 1", ahead, err)
 	}
 }
