@@ -309,7 +309,7 @@ func decompressorFor(magic []byte) (archive.Decompressor, error) {
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		return archive.Zstd, nil
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return nil, errors.New("xz-compressed tarballs are not supported: pin a .tar.gz, .tar.bz2 or .tar.zst")
+		return archive.Xz, nil
 	}
 	return nil, nil // plain tar; the tar reader rejects anything else
 }

@@ -549,3 +549,33 @@ func TestArchiveCancelledDownloadLeavesNothing(t *testing.T) {
 	}
 	noLeftovers(t, f.Checkouts)
 }
+
+// Debian's orig tarballs are often .tar.xz: one made by the xz program is
+// fetched, verified and extracted like a .tar.gz.
+func TestArchiveXz(t *testing.T) {
+	if _, err := exec.LookPath("xz"); err != nil {
+		t.Skip("no xz program to make the tarball with")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(releaseTarball(t, "2.0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("xz", "-c", "-6")
+	cmd.Stdin = zr
+	body, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTarballServer(t)
+	s := archiveSource("2.0", body, srv.add("/pkg-2.0.tar.xz", body))
+	f := newTestFetcher(t)
+	if _, err := f.Fetch(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(f.Dir("pkg"), "README")); got != "release 2.0\n" {
+		t.Fatalf("README = %q", got)
+	}
+	if err := f.Verify(s); err != nil {
+		t.Fatal(err)
+	}
+}
