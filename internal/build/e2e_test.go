@@ -21,6 +21,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/e2e"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/runner/runnertest"
+	"github.com/pglite-oxide/pgxtask/internal/sources"
 )
 
 const target = "linux-amd64"
@@ -324,6 +325,29 @@ func TestE2EInterruptAndRebuildOne(t *testing.T) {
 	for _, s := range rec.Stages {
 		if changed := keys[s.Name] != s.Key; changed != (s.Name == "ext/vector") {
 			t.Errorf("%s: key changed = %v", s.Name, changed)
+		}
+	}
+}
+
+// TestE2EClosure: every unit of the real build needs only libraries the
+// dist carries or the target's system-libraries allow.
+func TestE2EClosure(t *testing.T) {
+	out := builtTarget(t)
+	l := e2e.Layout(t)
+	m, err := sources.Load(l.SourcesFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := m.Toolchains[target]
+	if len(tc.SystemLibraries) == 0 {
+		t.Fatalf("[toolchain.%s] lists no system-libraries", target)
+	}
+	stage := filepath.Join(out, "stage")
+	units, _ := filepath.Glob(filepath.Join(stage, "ext", "*"))
+	units = append(units, filepath.Join(stage, "runtime"), filepath.Join(stage, "pg-dump"))
+	for _, u := range units {
+		if err := build.CheckClosure(u, filepath.Join(stage, "runtime", "lib"), tc.SystemLibraries, "assets/sources.toml", target); err != nil {
+			t.Errorf("%s: %v", filepath.Base(u), err)
 		}
 	}
 }

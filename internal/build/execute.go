@@ -226,6 +226,15 @@ func (b *Builder) checkOutput(def *stageDef, u *Unit, out string) error {
 		if err := checkRelocatable(out, machine); err != nil {
 			return fmt.Errorf("%s: %w", u.Name, err)
 		}
+		if sys := b.target.Toolchain.SystemLibraries; len(sys) > 0 {
+			runtimeLib := ""
+			if u.Name != "runtime" {
+				runtimeLib = filepath.Join(b.records.Root, "runtime", "lib")
+			}
+			if err := checkClosure(out, runtimeLib, sys, rel(b.root, b.manifest.Path), b.target.Name); err != nil {
+				return fmt.Errorf("%s: %w", u.Name, err)
+			}
+		}
 	}
 	if def.check != nil {
 		return def.check(b, u, out)

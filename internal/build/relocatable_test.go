@@ -83,3 +83,48 @@ func TestCheckRelocatable(t *testing.T) {
 		t.Errorf("error names a relocatable file:\n%s", msg)
 	}
 }
+
+// TestCheckClosure copies real shared libraries of this machine into an
+// install and checks that a library needed from outside the install, the
+// runtime's lib folder and the allowed system base is named.
+func TestCheckClosure(t *testing.T) {
+	const sys = "/usr/lib/x86_64-linux-gnu"
+	for _, l := range []string{"libxml2.so.2", "liblzma.so.5"} {
+		if _, err := os.Stat(filepath.Join(sys, l)); err != nil {
+			t.Skipf("needs %s/%s (amd64 Debian: scripts/setup installs libxml2-dev)", sys, l)
+		}
+	}
+	dir := t.TempDir()
+	install := func(name string) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(sys, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "lib", "postgresql", "deps"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "lib", "postgresql", "deps", name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install("libxml2.so.2") // needs libicuuc.so.72 libz.so.1 liblzma.so.5 libm.so.6 libc.so.6
+	base := []string{"libc.so.6", "libm.so.6", "libz.so.1"}
+	err := checkClosure(dir, "", base, "assets/sources.toml", "linux-amd64")
+	if err == nil || !strings.Contains(err.Error(), "lib/postgresql/deps/libxml2.so.2 needs liblzma.so.5") ||
+		!strings.Contains(err.Error(), "needs libicuuc.so.72") || !strings.Contains(err.Error(), "[toolchain.linux-amd64] of assets/sources.toml") {
+		t.Fatalf("err = %v, want liblzma and libicuuc named", err)
+	}
+	// Carried by the install (liblzma) or allowed (icu): complete.
+	install("liblzma.so.5")
+	if err := checkClosure(dir, "", append(base, "libicuuc.so.72"), "assets/sources.toml", "linux-amd64"); err != nil {
+		t.Fatal(err)
+	}
+	// The runtime's lib folder provides too.
+	rt := t.TempDir()
+	os.MkdirAll(filepath.Join(rt, "lib"), 0o755)
+	os.WriteFile(filepath.Join(rt, "lib", "libicuuc.so.72"), nil, 0o644)
+	if err := checkClosure(dir, filepath.Join(rt, "lib"), base, "assets/sources.toml", "linux-amd64"); err != nil {
+		t.Fatal(err)
+	}
+}

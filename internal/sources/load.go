@@ -238,7 +238,7 @@ func allowedFor(k toml.Key) string {
 	case k[0] == "toolchain" && len(k) > 3 && k[2] == "downloads":
 		return "download keys are name, version, url, sha256"
 	case k[0] == "toolchain":
-		return "toolchain keys are platform, base-image, recipe, compiler, cross-host, compiler-version, downloads"
+		return "toolchain keys are platform, base-image, recipe, compiler, cross-host, compiler-version, downloads, system-libraries"
 	}
 	return "see docs/sources.md for the format"
 }

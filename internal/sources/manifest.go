@@ -81,6 +81,11 @@ type Toolchain struct {
 	CompilerVersion string `toml:"compiler-version" json:"compiler-version,omitempty"`
 	// Downloads are files the builder recipe fetches, each pinned by sha256.
 	Downloads []Download `toml:"downloads" json:"downloads,omitempty"`
+	// SystemLibraries are the shared libraries (sonames) that the dist may
+	// load from the machine it runs on: glibc's and the libraries the
+	// runtime links. A built file that needs any other library the dist
+	// does not carry fails the build. Empty: not checked.
+	SystemLibraries []string `toml:"system-libraries" json:"system-libraries,omitempty"`
 }
 
 // Download is one pinned file a builder fetches.
