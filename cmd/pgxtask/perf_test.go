@@ -200,7 +200,16 @@ func TestPerfColdE2E(t *testing.T) {
 // and log_executor_stats computed but not logged: a slowdown well past the
 // 15% the gate must catch; docs/benchmarks.md has the figures), it fails.
 // The compared server keeps its settings.
+//
+// It measures time, so it does not run beside the other packages' tests
+// (go test ./... runs two test binaries at once on two cores, and a build
+// or a server of another package moves the ratios past the tolerance):
+// .ci/run runs it alone after them, with PGXTASK_PERF_GATE=1.
 func TestPerfGateE2E(t *testing.T) {
+	e2e.Require(t)
+	if os.Getenv("PGXTASK_PERF_GATE") != "1" {
+		t.Skip("measures timing: .ci/run runs it alone after the other tests (PGXTASK_PERF_GATE=1)")
+	}
 	dist := e2e.Dist(t, "linux-amd64")
 	baseline := filepath.Join(e2e.Layout(t).Assets(), "perf-baseline.json")
 	bl, err := perf.ReadBaseline(baseline)
