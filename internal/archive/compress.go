@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // zstdMaxWindow bounds the decoder's window (and so its memory); the writer
@@ -38,17 +37,6 @@ func Gzip(raw io.Reader) (io.Reader, io.Closer, error) {
 	return z, z, nil
 }
 
-// Xz is the Decompressor of xz streams (Debian's orig tarballs are often
-// .tar.xz). The dictionary is bounded as the zstd window is.
-func Xz(raw io.Reader) (io.Reader, io.Closer, error) {
-	cfg := xz.ReaderConfig{DictCap: zstdMaxWindow}
-	r, err := cfg.NewReader(raw)
-	if err != nil {
-		return nil, nil, err
-	}
-	return r, nil, nil
-}
-
 // Bzip2 is the Decompressor of bzip2 streams.
 func Bzip2(raw io.Reader) (io.Reader, io.Closer, error) {
 	return bzip2.NewReader(raw), nil, nil
@@ -60,7 +48,7 @@ type closerFunc func()
 func (f closerFunc) Close() error { f(); return nil }
 
 // DecompressorFor picks the Decompressor from a file name: .tar.zst/.tzst,
-// .tar.xz/.txz, .tar.gz/.tgz, .tar.bz2/.tbz2, or nil for a plain .tar.
+// .tar.gz/.tgz, .tar.bz2/.tbz2, or nil for a plain .tar.
 func DecompressorFor(name string) (Decompressor, error) {
 	lower := strings.ToLower(name)
 	switch {
@@ -70,8 +58,6 @@ func DecompressorFor(name string) (Decompressor, error) {
 		return Gzip, nil
 	case strings.HasSuffix(lower, ".tar.bz2"), strings.HasSuffix(lower, ".tbz2"):
 		return Bzip2, nil
-	case strings.HasSuffix(lower, ".tar.xz"), strings.HasSuffix(lower, ".txz"):
-		return Xz, nil
 	case strings.HasSuffix(lower, ".tar"):
 		return nil, nil
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
 	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/termui"
+	"github.com/ulikunitz/xz"
 )
 
 // AptSource runs `apt-get source --download-only <spec>` in dir and returns
@@ -309,7 +310,7 @@ func decompressorFor(magic []byte) (archive.Decompressor, error) {
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		return archive.Zstd, nil
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return archive.Xz, nil
+		return xzDecompressor, nil
 	}
 	return nil, nil // plain tar; the tar reader rejects anything else
 }
@@ -526,4 +527,17 @@ func removeTree(dir string) {
 		return nil
 	})
 	_ = os.RemoveAll(dir)
+}
+
+// xzDecompressor reads xz streams (Debian's orig tarballs are often
+// .tar.xz), with the dictionary bounded as the extractor bounds zstd's
+// window. It lives here, not in internal/archive, which the loader imports:
+// dists are never xz-compressed.
+func xzDecompressor(raw io.Reader) (io.Reader, io.Closer, error) {
+	cfg := xz.ReaderConfig{DictCap: 128 << 20}
+	r, err := cfg.NewReader(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, nil, nil
 }
