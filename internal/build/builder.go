@@ -116,7 +116,10 @@ type Builder struct {
 	kind     *kind
 	entries  []catalog.PlanEntry
 	makeVars map[string]string // configure facts the plan was generated with
-	planNote string
+	// builderPackages are the plan's builder-packages (bundled libraries'
+	// -dev packages), installed in the builder image.
+	builderPackages []string
+	planNote        string
 
 	runner   runner.Runner
 	spec     runner.ToolchainSpec
@@ -209,6 +212,7 @@ func prepare(opts Options) (*Builder, error) {
 	}
 	b.spec = t.ToolchainSpec(base)
 	b.spec.SourcesFile = rel(b.root, m.Path)
+	b.spec.ExtraPackages = b.builderPackages
 	return b, nil
 }
 
@@ -269,6 +273,7 @@ func (b *Builder) loadPlan() error {
 	}
 	b.entries = append([]catalog.PlanEntry(nil), tp.Entries...)
 	b.makeVars = tp.MakeVars
+	b.builderPackages = tp.BuilderPackages
 	sort.Slice(b.entries, func(i, j int) bool { return b.entries[i].ID < b.entries[j].ID })
 	for _, e := range b.entries {
 		switch e.BuildKind {

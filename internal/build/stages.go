@@ -239,6 +239,10 @@ func extUnits(stage, buildKind string) func(b *Builder, up upstream) ([]*Unit, e
 			if err != nil {
 				return nil, err
 			}
+			// What is bundled depends on what the system base provides.
+			if sys := b.target.Toolchain.SystemLibraries; len(sys) > 0 {
+				extra["system-libraries"] = strings.Join(sys, " ")
+			}
 			u, err := b.unit(stage, "ext/"+e.ID, "ext/"+e.ID, keyInputs{
 				StageVersion: 1,
 				Sources:      map[string]string{src.Name: src.Pin()},
@@ -281,7 +285,17 @@ func extStep(b *Builder, up upstream, stale []*Unit, tmp string) (runner.Step, e
 		"PGX_OUT=" + runner.OutMount,
 		"PGX_BUILD=" + runner.ScratchDir + "/ext",
 		"PGX_JOBS_DIR=" + runner.OutMount + "/.jobs",
-	}, penv...), b.target.Profile.Env...), []string{"sh", runner.RecipeMount + "/scripts/ext.sh"}, ""), nil
+	}, penv...), append(append([]string{}, b.target.Profile.Env...), bundleEnv(b)...)...), []string{"sh", runner.RecipeMount + "/scripts/ext.sh"}, ""), nil
+}
+
+// bundleEnv is PGX_SYSTEM_LIBS, the target's system-libraries: the step
+// bundles every other library a module loads that the runtime lacks
+// (bundle_libraries in the native recipe). None without the list.
+func bundleEnv(b *Builder) []string {
+	if sys := b.target.Toolchain.SystemLibraries; len(sys) > 0 {
+		return []string{"PGX_SYSTEM_LIBS=" + strings.Join(sys, " ")}
+	}
+	return nil
 }
 
 // extJob is what ext.sh reads for one extension: .jobs/<id>/{src,args}.

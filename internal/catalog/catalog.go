@@ -180,6 +180,9 @@ func Generate(in Inputs) (*Result, error) {
 		sort.Slice(units, func(i, j int) bool { return units[i].ID < units[j].ID })
 		tc := TargetCatalog{Target: t, Postgres: pg.Name}
 		tp := TargetPlan{Target: t, Postgres: pg.Name, ModuleSuffix: ti.ModuleSuffix, MakeVars: copyVars(ti.MakeVars), Entries: []PlanEntry{}}
+		if len(ti.BuilderPackages) > 0 {
+			tp.BuilderPackages = sortedUnique(ti.BuilderPackages)
+		}
 		requested := map[string]bool{}
 		for i := range units {
 			u := &units[i]
@@ -235,7 +238,7 @@ func Generate(in Inputs) (*Result, error) {
 		// Requested units: their dependencies must be built, their native
 		// libraries provided by the toolchain.
 		libs := map[string]bool{"libpq": true} // built with the server
-		for _, l := range ti.ToolchainLibraries {
+		for _, l := range append(append([]string{}, ti.ToolchainLibraries...), ti.BundledLibraries...) {
 			libs[l] = true
 		}
 		runtime := map[string]bool{}
@@ -264,7 +267,7 @@ func Generate(in Inputs) (*Result, error) {
 				}
 			}
 			if len(missing) > 0 {
-				res.Problems = append(res.Problems, fmt.Sprintf("%s: %s links %s, which the %s toolchain does not provide (toolchain-libraries in [targets.%s]): block %s or add the library to the builder (%s)",
+				res.Problems = append(res.Problems, fmt.Sprintf("%s: %s links %s, which the %s toolchain does not provide (toolchain-libraries or bundled-libraries in [targets.%s]): block %s, or bundle the library (bundled-libraries, and its -dev package in builder-packages) (%s)",
 					t, u.ID, strings.Join(missing, ", "), t, t, u.ID, in.Intent.Where(u.ID)))
 			}
 		}

@@ -45,6 +45,15 @@ type TargetIntent struct {
 	// MakeVars are the configure facts Makefiles are evaluated with
 	// (PORTNAME, with_ssl, ...).
 	MakeVars map[string]string `toml:"make-vars"`
+	// BundledLibraries are native libraries extensions may link that the
+	// runtime does not: the builder installs them (BuilderPackages) and
+	// each extension's archive carries the shared libraries its modules
+	// load, with $ORIGIN run paths.
+	BundledLibraries []string `toml:"bundled-libraries"`
+	// BuilderPackages are the Debian packages (the -dev packages of
+	// BundledLibraries, :arm64 for a cross target) installed in the
+	// target's builder image on top of its recipe.
+	BuilderPackages []string `toml:"builder-packages"`
 }
 
 // ExtensionIntent is one [[extensions]] entry.
@@ -177,7 +186,7 @@ func ParseIntent(path string, data []byte) (*Intent, error) {
 	}
 	var probs []string
 	for _, k := range md.Undecoded() {
-		probs = append(probs, fmt.Sprintf("%s: unknown key %q: remove it or fix its spelling (keys: format-version, [targets.<t>] module-suffix/toolchain-libraries/runtime-extensions/make-vars, [[extensions]] id/stable/build/blocker/make-args/lifecycle/settings/targets)", path, k.String()))
+		probs = append(probs, fmt.Sprintf("%s: unknown key %q: remove it or fix its spelling (keys: format-version, [targets.<t>] module-suffix/toolchain-libraries/bundled-libraries/builder-packages/runtime-extensions/make-vars, [[extensions]] id/stable/build/blocker/make-args/lifecycle/settings/targets)", path, k.String()))
 	}
 	if in.FormatVersion != IntentFormatVersion {
 		probs = append(probs, fmt.Sprintf("%s: format-version = %d, want %d", path, in.FormatVersion, IntentFormatVersion))

@@ -100,6 +100,10 @@ type TargetPlan struct {
 	// MakeVars are the configure facts the Makefiles were evaluated with
 	// (PORTNAME, with_ssl, ...): the build must configure PostgreSQL to match.
 	MakeVars map[string]string `json:"make-vars"`
+	// BuilderPackages are the Debian packages the builder image installs
+	// for the bundled libraries of the target ([targets.<t>]
+	// builder-packages of the intent), sorted.
+	BuilderPackages []string `json:"builder-packages,omitempty"`
 	// Entries are the extensions and modules to build, sorted by id.
 	Entries []PlanEntry `json:"entries"`
 }

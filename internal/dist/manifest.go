@@ -182,6 +182,10 @@ type Extension struct {
 	Dependencies []string `json:"dependencies"`
 	// NativeDeps are libraries the module links beyond libc.
 	NativeDeps []string `json:"native-deps"`
+	// BundledLibraries are the shared libraries the archive carries for
+	// its modules (lib/postgresql/deps/<id>/, found through $ORIGIN run
+	// paths), with the Debian package and exact version each came from.
+	BundledLibraries []BundledLibrary `json:"bundled-libraries,omitempty"`
 	// InstalledFiles are the files of the archive, relative to the install
 	// prefix, sorted.
 	InstalledFiles []string `json:"installed-files"`
@@ -198,6 +202,19 @@ type Extension struct {
 	// a dist cannot carry the results of tests run on itself.
 	ObsoleteSmoke map[string]string `json:"smoke,omitempty"`
 }
+
+// BundledLibrary is one shared library an extension's archive carries.
+type BundledLibrary struct {
+	// Soname is the file name the module asks for (libpcre.so.3).
+	Soname string `json:"soname"`
+	// Package is the Debian package it was copied from, with its
+	// architecture and exact version (libpcre3:amd64=2:8.39-15).
+	Package string `json:"package"`
+}
+
+// BundledPackagesFile is the record of an extension's bundled libraries in
+// its install: one "soname package:arch=version" line per library.
+const BundledPackagesFile = "PACKAGES"
 
 // Artifacts lists every artifact of the manifest: runtime, template, tools,
 // extensions, in that order.

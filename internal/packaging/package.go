@@ -66,6 +66,8 @@ type job struct {
 	art    dist.Artifact
 	files  []string
 	took   time.Duration
+	// dir is the unit folder of an extension's archive.
+	dir string
 }
 
 // Package writes the dist of the build in opts.OutputRoot. The new dist is
@@ -136,7 +138,7 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 		if !fs.ValidPath(name) || !strings.HasPrefix(name, "extensions/") || !strings.HasSuffix(name, ".tar.zst") {
 			return nil, fmt.Errorf("extension %s: archive %q in the build record is not extensions/<name>.tar.zst", e.ID, e.Archive)
 		}
-		extJobs[i] = &job{archive: name, list: func() ([]archive.Entry, error) { return extensionEntries(dir, e) }, weight: dirSize(dir)}
+		extJobs[i] = &job{archive: name, list: func() ([]archive.Entry, error) { return extensionEntries(dir, e) }, weight: dirSize(dir), dir: dir}
 		jobs = append(jobs, extJobs[i])
 	}
 	seen := map[string]bool{}
@@ -209,9 +211,13 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 	}
 	for i, e := range exts {
 		j := extJobs[i]
+		bundled, err := bundledLibraries(j.dir, e.ID)
+		if err != nil {
+			return nil, err
+		}
 		m.Extensions = append(m.Extensions, dist.Extension{
 			ID: e.ID, Kind: e.Kind, SQLName: e.SQLName, Artifact: j.art, ModuleFile: e.ModuleFile,
-			Dependencies: nonNil(e.Dependencies), NativeDeps: nonNil(e.NativeDeps),
+			Dependencies: nonNil(e.Dependencies), NativeDeps: nonNil(e.NativeDeps), BundledLibraries: bundled,
 			InstalledFiles: j.files, Lifecycle: nonNil(e.Lifecycle), Settings: e.Settings,
 		})
 	}
@@ -432,5 +438,28 @@ func controlFiles(dir string) ([]string, error) {
 		out = append(out, strings.TrimSuffix(filepath.Base(m), ".control"))
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// bundledLibraries reads the record of the libraries that the build
+// bundled with extension id (lib/postgresql/deps/<id>/PACKAGES in its unit
+// folder; none when it is missing).
+func bundledLibraries(unitDir, id string) ([]dist.BundledLibrary, error) {
+	p := filepath.Join(unitDir, "lib", "postgresql", "deps", id, dist.BundledPackagesFile)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []dist.BundledLibrary
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		soname, pkg, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || !strings.Contains(pkg, "=") {
+			return nil, fmt.Errorf("%s: line %q is not \"soname package:arch=version\"", p, line)
+		}
+		out = append(out, dist.BundledLibrary{Soname: soname, Package: pkg})
+	}
 	return out, nil
 }

@@ -233,3 +233,21 @@ extension-compressed = 10
 		t.Errorf("typo accepted: %v", err)
 	}
 }
+
+func TestBundledLibraries(t *testing.T) {
+	dir := t.TempDir()
+	if got, err := bundledLibraries(dir, "pgpcre"); err != nil || got != nil {
+		t.Fatalf("no record: %v, %v", got, err)
+	}
+	rec := filepath.Join(dir, "lib", "postgresql", "deps", "pgpcre", dist.BundledPackagesFile)
+	os.MkdirAll(filepath.Dir(rec), 0o755)
+	os.WriteFile(rec, []byte("libpcre.so.3 libpcre3:amd64=2:8.39-15\n"), 0o644)
+	got, err := bundledLibraries(dir, "pgpcre")
+	if err != nil || len(got) != 1 || got[0].Soname != "libpcre.so.3" || got[0].Package != "libpcre3:amd64=2:8.39-15" {
+		t.Fatalf("bundled = %+v, %v", got, err)
+	}
+	os.WriteFile(rec, []byte("libpcre.so.3\n"), 0o644)
+	if _, err := bundledLibraries(dir, "pgpcre"); err == nil || !strings.Contains(err.Error(), "PACKAGES") {
+		t.Fatalf("a malformed record: %v", err)
+	}
+}

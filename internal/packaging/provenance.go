@@ -65,6 +65,9 @@ type InternalParameters struct {
 	// their exact versions ("name:arch=version"): they cannot be pinned,
 	// so they are recorded (and their digest is part of every stage key).
 	BuilderPackages []string `json:"builderPackages,omitempty"`
+	// BundledPackages are, per extension, the Debian packages (exact
+	// versions) of the shared libraries its archive carries.
+	BundledPackages map[string][]string `json:"bundledPackages,omitempty"`
 }
 
 // ResourceDescriptor is one pinned source.
@@ -108,6 +111,7 @@ func provenance(m *dist.Manifest, rec *buildrecord.Record, sums map[string]strin
 			Toolchain: m.Toolchain, PostgresVersion: m.PostgresVersion, CatalogVersion: m.CatalogVersion,
 			SourcePinsSHA256: m.SourcePinsSHA256, Stages: append([]buildrecord.StageRecord{}, rec.Stages...),
 			BuilderPackages: rec.Toolchain.Packages,
+			BundledPackages: bundledPackages(m),
 		},
 		ResolvedDependencies: []ResourceDescriptor{},
 	}
@@ -129,4 +133,17 @@ func provenance(m *dist.Manifest, rec *buildrecord.Record, sums map[string]strin
 		return nil, err
 	}
 	return append(data, '\n'), nil
+}
+
+func bundledPackages(m *dist.Manifest) map[string][]string {
+	var out map[string][]string
+	for _, e := range m.Extensions {
+		for _, l := range e.BundledLibraries {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[e.ID] = append(out[e.ID], l.Package)
+		}
+	}
+	return out
 }

@@ -80,6 +80,11 @@ type ToolchainSpec struct {
 	// NoCache builds the image without the engine's layer cache (every
 	// RUN step runs again), as a builder made on another machine is.
 	NoCache bool
+	// ExtraPackages are Debian packages installed on top of the recipe
+	// (the build plan's builder-packages: -dev packages of libraries that
+	// extensions bundle), passed as the EXTRA_PACKAGES build arg; they are
+	// part of the image tag, so another list is another image.
+	ExtraPackages []string
 }
 
 // from returns the FROM image and whether it is an override.
@@ -178,7 +183,11 @@ func (s ToolchainSpec) identity(ctx context.Context, cli *client.Client) (dist.T
 	} else if override {
 		return id, "", fmt.Errorf("base image %s (from --base-image or %s) is not in the local engine: import it first ('sudo bash scripts/setup' makes pgxtask/debian:bookworm)", from, BaseImageEnv)
 	}
-	tag := BuilderTag(s.Target, df, from, id.BaseImageID, tc.Compiler+" "+tc.CompilerVersion, tc.Platform, s.DownloadsKey)
+	downloads := s.DownloadsKey
+	if len(s.ExtraPackages) > 0 { // a new list is a new image; the empty list keeps the old tags
+		downloads += "\nextra-packages " + strings.Join(s.ExtraPackages, " ")
+	}
+	tag := BuilderTag(s.Target, df, from, id.BaseImageID, tc.Compiler+" "+tc.CompilerVersion, tc.Platform, downloads)
 	id.ImageTag = tag
 	return id, tag, nil
 }
@@ -218,6 +227,10 @@ func (r *Docker) ensureBuilder(ctx context.Context, s ToolchainSpec, log io.Writ
 	}
 	for k, v := range s.BuildArgs {
 		opts.BuildArgs[k] = &v
+	}
+	if len(s.ExtraPackages) > 0 {
+		extra := strings.Join(s.ExtraPackages, " ")
+		opts.BuildArgs["EXTRA_PACKAGES"] = &extra
 	}
 	if p := s.Toolchain.Platform; p != "" && p != "linux/"+runtime.GOARCH {
 		opts.Platform = p

@@ -47,5 +47,6 @@ cp -R "$src" "$work"
 stray=$(find "$dest" -mindepth 1 \( -type f -o -type l \) ! -path "$dest$prefix/*")
 [ -z "$stray" ] || { echo "$id: make install wrote outside the prefix: $stray" >&2; echo "== FAILED $id" >&2; exit 1; }
 cp -a "$dest$prefix" "$out"
+bundle_libraries "$id" "$out" || { echo "== FAILED $id" >&2; exit 1; }
 : >"$PGX_OUT/$id.ok"
 echo "== built $id ($(find "$out" -type f | wc -l) files)"
