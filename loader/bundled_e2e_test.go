@@ -7,8 +7,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestBundledLibrary: an extension whose module links a library the
@@ -16,15 +14,8 @@ import (
 // carries, found through its $ORIGIN run path, not a library of this
 // machine: the backend's memory map names the bundled file.
 func TestBundledLibrary(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Extensions = []string{"pgpcre"}
-	inst := mustOpen(t, cfg)
+	_, conn := openConn(t, "pgpcre")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, inst.DatabaseURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var ok bool
 	var pid int
 	if err := conn.QueryRow(ctx, "SELECT 'foobar' ~ pcre '^foo(?=bar)', pg_backend_pid()").Scan(&ok, &pid); err != nil || !ok {

@@ -754,15 +754,8 @@ func TestVerifyFull(t *testing.T) {
 // lifecycle needs shared_preload_libraries: its view only works when the
 // loader honoured that.
 func TestPreloadRequiredExtension(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Extensions = []string{"pg_stat_statements"}
-	inst := mustOpen(t, cfg)
+	_, conn := openConn(t, "pg_stat_statements")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, inst.DatabaseURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var preload string
 	var n int64
 	if err := conn.QueryRow(ctx, "SELECT current_setting('shared_preload_libraries'), (SELECT count(*) FROM pg_stat_statements)").Scan(&preload, &n); err != nil {
@@ -771,6 +764,22 @@ func TestPreloadRequiredExtension(t *testing.T) {
 	if !strings.Contains(preload, "pg_stat_statements") {
 		t.Fatalf("shared_preload_libraries = %q", preload)
 	}
+}
+
+// openConn opens a server on the real dist with extensions and connects
+// to it; both are closed when the test ends.
+func openConn(t *testing.T, extensions ...string) (*Instance, *pgx.Conn) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Extensions = extensions
+	inst := mustOpen(t, cfg)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, inst.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	return inst, conn
 }
 
 // TestPortZeroRetries makes the first port picked for TCP port 0 a taken
