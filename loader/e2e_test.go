@@ -154,14 +154,7 @@ func queryOne(ctx context.Context, url string) error {
 }
 
 // testDist returns the real dist folder (see the comment at the top).
-func testDist(t testing.TB) string {
-	t.Helper()
-	e2e.Require(t)
-	if d := os.Getenv("PGXTASK_LOADER_TEST_DIST"); d != "" {
-		return d
-	}
-	return e2e.Dist(t, "linux-amd64")
-}
+func testDist(t testing.TB) string { return e2e.LoaderDist(t) }
 
 // openDir makes a temporary folder the server user can traverse (when the
 // tests run as root the server runs as uid 65534, and t.TempDir's top

@@ -183,3 +183,15 @@ func tail(s string, n int) string {
 	}
 	return "…" + s[len(s)-n:]
 }
+
+// LoaderDist is the dist folder the loader's tests start servers from:
+// the one PGXTASK_LOADER_TEST_DIST names (a dist packaged earlier, when
+// working on the loader alone), else Dist's linux-amd64 build.
+func LoaderDist(t testing.TB) string {
+	t.Helper()
+	Require(t)
+	if d := os.Getenv("PGXTASK_LOADER_TEST_DIST"); d != "" {
+		return d
+	}
+	return Dist(t, "linux-amd64")
+}

@@ -18,8 +18,8 @@ import (
 	"github.com/pglite-oxide/pgxtask/loader"
 )
 
-// The tests start a real server from the dist that
-// PGXTASK_LOADER_TEST_DIST names; they run with PGXTASK_E2E=1 and skip
+// The tests start a real server from the dist the e2e build makes (or the
+// one PGXTASK_LOADER_TEST_DIST names); they run with PGXTASK_E2E=1 and skip
 // otherwise.
 
 var testCache string
@@ -39,10 +39,7 @@ func TestMain(m *testing.M) {
 func serverConfig(t testing.TB) loader.Config {
 	t.Helper()
 	e2e.Require(t)
-	dist := os.Getenv("PGXTASK_LOADER_TEST_DIST")
-	if dist == "" {
-		t.Skip("PGXTASK_LOADER_TEST_DIST names no dist folder")
-	}
+	dist := e2e.LoaderDist(t)
 	if testCache == "" {
 		d, err := os.MkdirTemp("", "loadertest-cache-")
 		if err != nil {
@@ -257,7 +254,7 @@ func helper() int {
 // between them (the loader's derived template, made under the cache lock),
 // and each gets a migrated database.
 func TestProcessesShareTheMigratedTemplate(t *testing.T) {
-	serverConfig(t) // skips without a dist
+	dist := e2e.LoaderDist(t) // the helper processes open the same dist
 	cache, err := os.MkdirTemp("", "loadertest-procs-")
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +267,8 @@ func TestProcessesShareTheMigratedTemplate(t *testing.T) {
 	var outs []*bytes.Buffer
 	for i := 0; i < n; i++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "LOADERTEST_HELPER=1", "LOADERTEST_CACHE="+cache, "LOADERTEST_RUNS="+runs, "LOADERTEST_KEY="+t.Name())
+		cmd.Env = append(os.Environ(), "LOADERTEST_HELPER=1", "LOADERTEST_CACHE="+cache, "LOADERTEST_RUNS="+runs, "LOADERTEST_KEY="+t.Name(),
+			"PGXTASK_LOADER_TEST_DIST="+dist)
 		out := &bytes.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
