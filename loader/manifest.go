@@ -3,7 +3,6 @@ package loader
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/pglite-oxide/pgxtask/internal/archive"
 	"github.com/pglite-oxide/pgxtask/internal/binfmt"
+	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
 )
 
@@ -185,11 +185,11 @@ func verifyArtifact(fsys fs.FS, a artifact) error {
 		return fmt.Errorf("dist: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	got, _, err := digest.Reader(f)
+	if err != nil {
 		return fmt.Errorf("dist: %s: %w", distName(fsys, a.Archive), err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != a.SHA256 {
+	if got != a.SHA256 {
 		return fmt.Errorf("%w: %s has sha256 %s, manifest.json says %s: the dist is damaged or was changed after packaging; package it again (pgxtask assets package)",
 			ErrChecksum, distName(fsys, a.Archive), got, a.SHA256)
 	}

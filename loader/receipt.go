@@ -2,8 +2,6 @@ package loader
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,8 +114,7 @@ func writeReceipt(dir string, r receipt) error {
 		}
 		list.WriteByte('\n')
 	}
-	sum := sha256.Sum256(list.Bytes())
-	r.FormatVersion, r.FileCount, r.FilesSHA256 = receiptFormat, len(r.Files), hex.EncodeToString(sum[:])
+	r.FormatVersion, r.FileCount, r.FilesSHA256 = receiptFormat, len(r.Files), digest.Bytes(list.Bytes())
 	if err := atomicfile.WriteFile(filepath.Join(dir, filesName), list.Bytes(), 0o644); err != nil {
 		return err
 	}
@@ -152,7 +149,7 @@ func readReceipt(dir string) (receipt, error) {
 	if err != nil {
 		return r, unreadable(listName, err)
 	}
-	if sum := sha256.Sum256(list); hex.EncodeToString(sum[:]) != r.FilesSHA256 {
+	if digest.Bytes(list) != r.FilesSHA256 {
 		return r, unreadable(listName, "its sha256 differs from files-sha256 in "+receiptName)
 	}
 	r.Files = make([]receiptFile, 0, r.FileCount)
@@ -260,6 +257,5 @@ func checkFile(dir string, f receiptFile, full bool) error {
 
 // shortHash is the first 16 hex digits of the sha256 of s.
 func shortHash(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:8])
+	return digest.String(s)[:16]
 }

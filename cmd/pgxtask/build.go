@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pglite-oxide/pgxtask/internal/build"
 	"github.com/pglite-oxide/pgxtask/internal/buildrecord"
 	"github.com/pglite-oxide/pgxtask/internal/runner"
 	"github.com/pglite-oxide/pgxtask/internal/stagecache"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 	"github.com/urfave/cli/v2"
 )
 
@@ -49,7 +51,7 @@ func assetsBuildCommand() *cli.Command {
 			"as http://127.0.0.1:PORT/REPO. PGXTASK_CACHE_TIMEOUT (default 30s) bounds each wait\n" +
 			"for the registry. See docs/remote-cache.md.",
 		flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "target", Usage: "target to build (linux-amd64, linux-arm64, wasix; required)"},
+			&cli.StringFlag{Name: "target", Usage: "target to build (" + strings.Join(target.Buildable(), ", ") + "; required)"},
 			&cli.StringFlag{Name: "profile", Usage: "build profile of the target's recipe profiles.toml (default: release; wasix: release-o3)"},
 			runnerFlag("auto (docker when a daemon answers, else host), docker or host"),
 			&cli.IntFlag{Name: "jobs", Usage: "make -j value (default: number of CPUs)"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/pglite-oxide/pgxtask/internal/doctor"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ const perfDescription = "Measures pgxtask's own native build (started by the loa
 // perfCommonFlags are shared by perf cold, warm and bench.
 func perfCommonFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "target", Value: "linux-amd64", Usage: "target whose dist pgxtask runs (target/pgxtask/<target>/dist)"},
+		&cli.StringFlag{Name: "target", Value: doctor.NativeTarget(), Usage: "target whose dist pgxtask runs (target/pgxtask/<target>/dist; default: this machine's native target)"},
 		&cli.StringFlag{Name: "dist", Usage: "dist folder to run (default: the target's)"},
 		&cli.StringSliceFlag{Name: "compare", Usage: "also run these systems in the same invocation, interleaved: pglite (@electric-sql/pglite " + perf.PGliteVersion + " in Node, installed with npm into the pgxtask cache), native (the machine's PostgreSQL, in a temp dir); comma-separated or repeated"},
 		&cli.StringFlag{Name: "report", Usage: "write the report as JSON to `FILE`"},

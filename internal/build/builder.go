@@ -397,18 +397,6 @@ func (b *Builder) wants(u *Unit) bool {
 	return o == "" || o == u.Stage || o == u.Name
 }
 
-// unitByName returns the unit called name.
-func (b *Builder) unitByName(name string) (*Unit, bool) {
-	for _, p := range b.stages {
-		for _, u := range p.units {
-			if u.Name == name {
-				return u, true
-			}
-		}
-	}
-	return nil, false
-}
-
 // unitDir is the folder of a unit's output in the stage.
 func (b *Builder) unitDir(u *Unit) string {
 	return filepath.Join(b.records.Root, filepath.FromSlash(u.Dir))

@@ -346,7 +346,7 @@ func TestE2EClosure(t *testing.T) {
 	units, _ := filepath.Glob(filepath.Join(stage, "ext", "*"))
 	units = append(units, filepath.Join(stage, "runtime"), filepath.Join(stage, "pg-dump"))
 	for _, u := range units {
-		if err := build.CheckClosure(u, filepath.Join(stage, "runtime", "lib"), tc.SystemLibraries, "assets/sources.toml", target); err != nil {
+		if err := build.CheckClosure(u, []string{filepath.Join(stage, "runtime", "lib")}, tc.SystemLibraries, "assets/sources.toml", target); err != nil {
 			t.Errorf("%s: %v", filepath.Base(u), err)
 		}
 	}

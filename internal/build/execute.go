@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -227,11 +228,7 @@ func (b *Builder) checkOutput(def *stageDef, u *Unit, out string) error {
 			return fmt.Errorf("%s: %w", u.Name, err)
 		}
 		if sys := b.target.Toolchain.SystemLibraries; len(sys) > 0 {
-			runtimeLib := ""
-			if u.Name != "runtime" {
-				runtimeLib = filepath.Join(b.records.Root, "runtime", "lib")
-			}
-			if err := checkClosure(out, runtimeLib, sys, rel(b.root, b.manifest.Path), b.target.Name); err != nil {
+			if err := checkClosure(out, b.readLibs(def), sys, rel(b.root, b.manifest.Path), b.target.Name); err != nil {
 				return fmt.Errorf("%s: %w", u.Name, err)
 			}
 		}
@@ -240,6 +237,21 @@ func (b *Builder) checkOutput(def *stageDef, u *Unit, out string) error {
 		return def.check(b, u, out)
 	}
 	return nil
+}
+
+// readLibs lists the lib folders of the units of the stages def reads: the
+// shared libraries a unit may load besides its own and the system's.
+func (b *Builder) readLibs(def *stageDef) []string {
+	var dirs []string
+	for _, p := range b.stages {
+		if !slices.Contains(def.reads, p.def.Name) {
+			continue
+		}
+		for _, u := range p.units {
+			dirs = append(dirs, filepath.Join(b.unitDir(u), "lib"))
+		}
+	}
+	return dirs
 }
 
 // checkMakeVars compares the configure facts of the built runtime with the

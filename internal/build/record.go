@@ -20,8 +20,16 @@ func (b *Builder) finishRecord() (*buildrecord.Record, error) {
 		}
 		units = append(units, buildrecord.StageRecord{Name: u.Name, Stage: u.Stage, Key: u.Key, Dir: u.Dir})
 	}
-	runtime, _ := b.unitByName("runtime")
-	pgv, err := b.postgresVersion(b.unitDir(runtime))
+	var server *Unit
+	for _, p := range b.stages {
+		if p.def.server && len(p.units) == 1 {
+			server = p.units[0]
+		}
+	}
+	if server == nil {
+		return nil, fmt.Errorf("build record: no stage of the table builds the server")
+	}
+	pgv, err := b.postgresVersion(b.unitDir(server))
 	if err != nil {
 		return nil, err
 	}

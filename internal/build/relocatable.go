@@ -85,15 +85,12 @@ func runPathProblem(ef *elf.File, machine elf.Machine) (string, error) {
 // system that a machine running the dist may not have, or may have at
 // another version. Names are matched as the dynamic linker matches them,
 // by soname file name.
-func checkClosure(dir, runtimeLib string, system []string, sourcesFile, target string) error {
+func checkClosure(dir string, readLibs []string, system []string, sourcesFile, target string) error {
 	provided := map[string]bool{}
 	for _, s := range system {
 		provided[s] = true
 	}
-	for _, d := range []string{dir, runtimeLib} {
-		if d == "" {
-			continue
-		}
+	for _, d := range append([]string{dir}, readLibs...) {
 		filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
 			if err == nil && !e.IsDir() && (strings.HasSuffix(e.Name(), ".so") || strings.Contains(e.Name(), ".so.")) {
 				provided[e.Name()] = true

@@ -110,21 +110,21 @@ func TestCheckClosure(t *testing.T) {
 	}
 	install("libxml2.so.2") // needs libicuuc.so.72 libz.so.1 liblzma.so.5 libm.so.6 libc.so.6
 	base := []string{"libc.so.6", "libm.so.6", "libz.so.1"}
-	err := checkClosure(dir, "", base, "assets/sources.toml", "linux-amd64")
+	err := checkClosure(dir, nil, base, "assets/sources.toml", "linux-amd64")
 	if err == nil || !strings.Contains(err.Error(), "lib/postgresql/deps/libxml2.so.2 needs liblzma.so.5") ||
 		!strings.Contains(err.Error(), "needs libicuuc.so.72") || !strings.Contains(err.Error(), "[toolchain.linux-amd64] of assets/sources.toml") {
 		t.Fatalf("err = %v, want liblzma and libicuuc named", err)
 	}
 	// Carried by the install (liblzma) or allowed (icu): complete.
 	install("liblzma.so.5")
-	if err := checkClosure(dir, "", append(base, "libicuuc.so.72"), "assets/sources.toml", "linux-amd64"); err != nil {
+	if err := checkClosure(dir, nil, append(base, "libicuuc.so.72"), "assets/sources.toml", "linux-amd64"); err != nil {
 		t.Fatal(err)
 	}
 	// The runtime's lib folder provides too.
 	rt := t.TempDir()
 	os.MkdirAll(filepath.Join(rt, "lib"), 0o755)
 	os.WriteFile(filepath.Join(rt, "lib", "libicuuc.so.72"), nil, 0o644)
-	if err := checkClosure(dir, filepath.Join(rt, "lib"), base, "assets/sources.toml", "linux-amd64"); err != nil {
+	if err := checkClosure(dir, []string{filepath.Join(rt, "lib")}, base, "assets/sources.toml", "linux-amd64"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -32,7 +32,7 @@ var stages = []stageDef{
 	{
 		Name: "runtime", Doc: "configure, make and install the server with $ORIGIN run paths; strip",
 		units: runtimeUnits, prepare: mkdirUnits, step: runtimeStep,
-		required: fixedOutput("bin/postgres"), native: true, check: runtimeCheck,
+		required: fixedOutput("bin/postgres"), native: true, check: runtimeCheck, server: true,
 	},
 	extStage("contrib", "contrib extensions and modules of the build plan, one unit each, built with PGXS against runtime", catalog.BuildPostgresContrib),
 	extStage("pgxs", "external PGXS extensions of the build plan (pgvector, ...), one unit each", catalog.BuildPGXSExternal),
@@ -101,6 +101,9 @@ type stageDef struct {
 	// it failed (their "<unit>.ok" marker exists in tmp); otherwise a
 	// failed step commits nothing.
 	partial bool
+	// server marks the stage whose unit is the server: the build record's
+	// postgres-version is read from its output.
+	server bool
 }
 
 // upstream are the units a stage reads, by name (stageDef.reads).

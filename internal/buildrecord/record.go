@@ -18,6 +18,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/atomicfile"
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
+	"github.com/pglite-oxide/pgxtask/internal/project"
 )
 
 // FormatVersion is the build.json format this package reads and writes.
@@ -27,7 +28,7 @@ const FormatVersion = 1
 const File = "build.json"
 
 // StageRoot is the stage folder's name in the output root.
-const StageRoot = "stage"
+const StageRoot = project.StageDir
 
 // Record is build.json: what was built, from what, with what. Every path in
 // it is relative to the stage root.

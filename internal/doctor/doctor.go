@@ -244,12 +244,13 @@ func Probe(ctx context.Context, m *sources.Manifest) []Check {
 		add("patchelf", linuxTargets, err == nil, pick(err == nil, p, "not on PATH (needed to give relocatable binaries $ORIGIN rpaths)"),
 			"sudo apt-get install -y --no-install-recommends patchelf")
 	}
+	darwinTargets := target.Select(func(t target.Target) bool { return t.GOOS == "darwin" })
 	darwin := runtime.GOOS == "darwin" && runtime.GOARCH == "arm64"
-	add("macOS arm64 host", []string{"darwin-arm64"}, darwin, pick(darwin, "this is darwin/arm64", "this is "+runtime.GOOS+"/"+runtime.GOARCH+": darwin-arm64 builds run on the host only"),
-		"run pgxtask for darwin-arm64 on an Apple silicon Mac")
+	add("macOS arm64 host", darwinTargets, darwin, pick(darwin, "this is darwin/arm64", "this is "+runtime.GOOS+"/"+runtime.GOARCH+": "+strings.Join(darwinTargets, ", ")+" builds run on the host only"),
+		"run pgxtask for "+strings.Join(darwinTargets, ", ")+" on an Apple silicon Mac")
 	if darwin {
 		p, err := exec.LookPath("clang")
-		add("clang", []string{"darwin-arm64"}, err == nil, pick(err == nil, p, "not on PATH"), "xcode-select --install")
+		add("clang", darwinTargets, err == nil, pick(err == nil, p, "not on PATH"), "xcode-select --install")
 	}
 
 	// Perf comparisons run PGlite under node.

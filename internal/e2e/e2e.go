@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/pglite-oxide/pgxtask/internal/project"
+	"github.com/pglite-oxide/pgxtask/internal/target"
 )
 
 // Enabled reports whether end-to-end tests are switched on.
@@ -148,7 +150,7 @@ func Dist(t testing.TB, target string) string {
 		return d
 	}
 	l := Layout(t)
-	lockPath := filepath.Join(l.Root, "target", "pgxtask", ".e2e-"+target+".lock")
+	lockPath := filepath.Join(l.Targets(), ".e2e-"+target+".lock")
 	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +188,17 @@ func tail(s string, n int) string {
 
 // LoaderDist is the dist folder the loader's tests start servers from:
 // the one PGXTASK_LOADER_TEST_DIST names (a dist packaged earlier, when
-// working on the loader alone), else Dist's linux-amd64 build.
+// working on the loader alone), else Dist's build of this machine's
+// native target.
 func LoaderDist(t testing.TB) string {
 	t.Helper()
 	Require(t)
 	if d := os.Getenv("PGXTASK_LOADER_TEST_DIST"); d != "" {
 		return d
 	}
-	return Dist(t, "linux-amd64")
+	host, ok := target.Host()
+	if !ok {
+		t.Fatalf("e2e: no target in the target table for this machine (%s/%s)", runtime.GOOS, runtime.GOARCH)
+	}
+	return Dist(t, host.Name)
 }

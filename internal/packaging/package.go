@@ -25,6 +25,7 @@ import (
 	"github.com/pglite-oxide/pgxtask/internal/catalog"
 	"github.com/pglite-oxide/pgxtask/internal/digest"
 	"github.com/pglite-oxide/pgxtask/internal/dist"
+	"github.com/pglite-oxide/pgxtask/internal/project"
 	"github.com/pglite-oxide/pgxtask/internal/target"
 	"golang.org/x/sys/unix"
 )
@@ -89,7 +90,7 @@ func Package(ctx context.Context, opts Options) (*Result, error) {
 	}
 	destDir := opts.DistDir
 	if destDir == "" {
-		destDir = filepath.Join(opts.OutputRoot, "dist")
+		destDir = filepath.Join(opts.OutputRoot, project.DistDir)
 	}
 	logw := opts.Log
 	if logw == nil {

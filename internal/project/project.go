@@ -74,11 +74,18 @@ func (l Layout) TargetDir(target string) string {
 	return filepath.Join(l.Root, "target", "pgxtask", target)
 }
 
+// StageDir and DistDir are the folders of an output root (a TargetDir or
+// the folder --output-root names): the stage cache and the packaged dist.
+const (
+	StageDir = "stage"
+	DistDir  = "dist"
+)
+
 // Stage is target/pgxtask/<target>/stage.
-func (l Layout) Stage(target string) string { return filepath.Join(l.TargetDir(target), "stage") }
+func (l Layout) Stage(target string) string { return filepath.Join(l.TargetDir(target), StageDir) }
 
 // Dist is target/pgxtask/<target>/dist.
-func (l Layout) Dist(target string) string { return filepath.Join(l.TargetDir(target), "dist") }
+func (l Layout) Dist(target string) string { return filepath.Join(l.TargetDir(target), DistDir) }
 
 // CacheDir is the per-user pgxtask cache: $PGXTASK_CACHE_DIR, else
 // os.UserCacheDir()/pgxtask.

@@ -13,7 +13,7 @@ import (
 // Packaged returns the dist folder of every packaged target (one whose
 // target/pgxtask/<target>/dist holds a manifest), by target name.
 func Packaged(l project.Layout) (map[string]string, error) {
-	found, err := filepath.Glob(filepath.Join(l.Targets(), "*", "dist", dist.ManifestFile))
+	found, err := filepath.Glob(filepath.Join(l.Dist("*"), dist.ManifestFile))
 	if err != nil {
 		return nil, err
 	}

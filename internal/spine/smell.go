@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pglite-oxide/pgxtask/internal/project"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -124,6 +125,8 @@ var skipDirs = map[string]bool{".git": true, "testdata": true, "node_modules": t
 // not scanned (they are fetched or built, not maintained).
 func (rs *SmellRules) Scan(root string) ([]Finding, error) {
 	var findings []Finding
+	l := project.Layout{Root: root}
+	notScanned := map[string]bool{l.Checkouts(): true, filepath.Dir(l.Targets()): true}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -131,7 +134,7 @@ func (rs *SmellRules) Scan(root string) ([]Finding, error) {
 		rel, _ := filepath.Rel(root, p)
 		rel = filepath.ToSlash(rel)
 		if d.IsDir() {
-			if rel != "." && (skipDirs[d.Name()] || rel == "assets/checkouts" || rel == "target") {
+			if rel != "." && (skipDirs[d.Name()] || notScanned[p]) {
 				return filepath.SkipDir
 			}
 			return nil

@@ -265,3 +265,34 @@ func TestProjectHasNoSmells(t *testing.T) {
 		t.Errorf("%s", f)
 	}
 }
+
+// TestScanSkipsFetchedAndBuilt: a smell in assets/checkouts (fetched) or
+// target (built) is not a finding; the same line anywhere else is.
+func TestScanSkipsFetchedAndBuilt(t *testing.T) {
+	rs, err := LoadSmellRules(filepath.Join("..", "..", "assets", "smell-rules.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	line := "./configure --disable-spinlocks\n"
+	for _, f := range []string{"assets/checkouts/pg/build.sh", "target/pgxtask/x/build.sh", "scripts/build.sh"} {
+		p := filepath.Join(root, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	findings, err := rs.Scan(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, f := range findings {
+		files = append(files, f.File)
+	}
+	if len(files) != 1 || files[0] != "scripts/build.sh" {
+		t.Fatalf("findings in %v, want only scripts/build.sh", files)
+	}
+}

@@ -29,10 +29,8 @@ package stagecache
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -396,7 +394,7 @@ func copyVerified(ctx watched, w io.Writer, rc io.ReadCloser, desc ocispec.Descr
 	if desc.Digest.Algorithm() != godigest.SHA256 || desc.Digest.Validate() != nil {
 		return &verifyError{fmt.Sprintf("digest %q is not a sha256 digest", desc.Digest)}
 	}
-	h := sha256.New()
+	h := digest.New()
 	n, err := io.Copy(io.MultiWriter(w, h), ctx.reader(io.LimitReader(rc, desc.Size+1)))
 	if err != nil {
 		return err
@@ -404,7 +402,7 @@ func copyVerified(ctx watched, w io.Writer, rc io.ReadCloser, desc ocispec.Descr
 	if n != desc.Size {
 		return &verifyError{fmt.Sprintf("%d bytes, the manifest says %d", n, desc.Size)}
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != desc.Digest.String() {
+	if got := "sha256:" + digest.Hex(h); got != desc.Digest.String() {
 		return &verifyError{fmt.Sprintf("its bytes hash to %.23s…, not %.23s…", got, desc.Digest)}
 	}
 	return nil
@@ -507,7 +505,7 @@ func writeLayer(f *os.File, src string) (ocispec.Descriptor, error) {
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	h := sha256.New()
+	h := digest.New()
 	enc, err := zstd.NewWriter(io.MultiWriter(f, h), zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -523,7 +521,7 @@ func writeLayer(f *os.File, src string) (ocispec.Descriptor, error) {
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	return ocispec.Descriptor{MediaType: LayerType, Digest: godigest.NewDigestFromEncoded(godigest.SHA256, hex.EncodeToString(h.Sum(nil))), Size: fi.Size()}, nil
+	return ocispec.Descriptor{MediaType: LayerType, Digest: godigest.NewDigestFromEncoded(godigest.SHA256, digest.Hex(h)), Size: fi.Size()}, nil
 }
 
 // watched is a context that a watchdog cancels when a transfer makes no
