@@ -103,6 +103,19 @@ type Config struct {
 	ServerUID int
 	ServerGID int
 
+	// ReadyRoots is how many temporary roots this process keeps prepared
+	// ahead for the next Opens of a temporary root with this Config: after
+	// such an Open (and in Preload) that many new roots, each with its copy
+	// of the PGDATA template, are made in the background, and the next Open
+	// takes one instead of copying the template while its caller waits.
+	// Worth it when a process opens servers one after another (a test per
+	// server); a process that opens one server gains nothing and pays the
+	// copy twice. A spare not taken within 30s is removed; spares a process
+	// leaves when it exits are removed by the next Open of a temporary root
+	// in the same folder, like every root of a dead process. Zero, the
+	// default, makes none.
+	ReadyRoots int
+
 	// Settings are server settings passed as -c name=value. They override
 	// the loader's own defaults; for temporary roots those are fsync=off,
 	// synchronous_commit=off and full_page_writes=off (the data is discarded

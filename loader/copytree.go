@@ -15,16 +15,22 @@ import (
 // and symlinks are made while walking; regular files are handed to a few
 // workers as soon as their folder exists (so copying overlaps the walk) and
 // copied through copyFile, which clones or copies them with the fastest
-// method the file system allows.
-func copyTree(src, dst string, owner *serverUser) error {
+// method the file system allows. With background, the workers run on
+// threads of the lowest CPU priority (backgroundThread), so that a copy
+// made ahead does not slow what the process is doing meanwhile.
+func copyTree(src, dst string, owner *serverUser, background bool) error {
 	type job struct {
 		src, dst string
 		info     fs.FileInfo
 	}
 	jobs := make(chan job, 256)
-	errs := make([]error, copyWorkers)
+	workers := copyWorkers
+	if background {
+		workers = 1
+	}
+	errs := make([]error, workers)
 	var wg sync.WaitGroup
-	for w := 0; w < copyWorkers; w++ {
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()

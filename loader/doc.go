@@ -37,7 +37,9 @@
 //     is an advisory file lock held by the opening process, so the lock of a
 //     process that died is released by the kernel and recovered at once.
 //     Before it makes a temporary root, Open removes the temporary roots that
-//     dead processes left in the same folder (see Process lifetime).
+//     dead processes left in the same folder (see Process lifetime). With
+//     Config.ReadyRoots, Open takes a root made ahead, its copy done, and
+//     makes the next one in the background.
 //  4. Starts postgres (internal/pgserver) with its unix socket in the root
 //     (TCP only when asked), settings passed as -c options and the loader's
 //     client authentication (see Authentication), and waits for readiness by

@@ -113,10 +113,19 @@ func runHelper(mode string) int {
 		derivedHelperConfig(&cfg)
 		mode = "open-close"
 	}
+	if n, err := strconv.Atoi(os.Getenv("PGXTASK_LOADER_HELPER_READY")); err == nil {
+		cfg.ReadyRoots = n
+	}
 	inst, err := Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		return 1
+	}
+	if cfg.ReadyRoots > 0 {
+		if err := Preload(ctx, cfg); err != nil { // the spares are made
+			fmt.Fprintln(os.Stderr, "preload:", err)
+			return 1
+		}
 	}
 	switch mode {
 	case "open-close":

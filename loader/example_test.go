@@ -102,6 +102,26 @@ func ExamplePreload() {
 	}
 }
 
+// Open a server per test, one after another, with a root made ahead for
+// each next Open, so that only the first waits for the PGDATA template to
+// be copied. ReleaseReadyRoots removes the spare left at the end.
+func ExampleConfig_readyRoots() {
+	ctx := context.Background()
+	cfg := loader.Config{Dist: loader.DirFS("target/pgxtask/linux-amd64/dist"), ReadyRoots: 1}
+	if err := loader.Preload(ctx, cfg); err != nil { // the first spare too
+		log.Fatal(err)
+	}
+	defer loader.ReleaseReadyRoots()
+	for _, name := range []string{"orders", "invoices", "refunds"} {
+		inst, err := loader.Open(ctx, cfg) // takes the spare, makes the next
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(name, inst.DatabaseURL() != "")
+		inst.Close()
+	}
+}
+
 // Dump a database with the dist's own pg_dump and load it into another
 // server.
 func ExampleInstance_DumpSQL() {

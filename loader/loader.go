@@ -58,6 +58,8 @@ type prepared struct {
 // Preload verifies the dist and fills the cache with everything Open(cfg)
 // needs (runtime, the extensions of cfg, the PGDATA template, pg_dump),
 // without starting a server. Processes that open servers later start warm.
+// With cfg.ReadyRoots, it also makes the derived template a temporary root
+// of cfg starts from and the spare roots, and returns when they are ready.
 func Preload(ctx context.Context, cfg Config) error {
 	cfg.withDefaults()
 	p, err := prepare(ctx, &cfg)
@@ -67,6 +69,18 @@ func Preload(ctx context.Context, cfg Config) error {
 	if t, ok := p.man.tool("pg_dump"); ok {
 		if _, err := p.toolDir(ctx, &cfg, t); err != nil {
 			return err
+		}
+	}
+	if cfg.ReadyRoots > 0 && cfg.Root == "" && cfg.Snapshot == "" {
+		if p.needsDerived(&cfg) {
+			d, err := p.derivedTemplate(ctx, &cfg)
+			if err != nil {
+				return err
+			}
+			p.templateDir = d
+		}
+		if err := waitSpares(ctx, p.refillSpares(&cfg), cfg.ReadyRoots); err != nil {
+			return fmt.Errorf("preload: spare roots: %w", err)
 		}
 	}
 	return nil
@@ -295,9 +309,41 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 			return nil, fmt.Errorf("root %s: %w", cfg.Root, err)
 		}
 	}
-	root, err := openRoot(cfg.Root, cfg.TempDir, p.user)
-	if err != nil {
-		return nil, err
+	fromCopy := cfg.Snapshot != "" || cfg.cloneFrom != ""
+	derive := func() error {
+		phase := time.Now()
+		d, err := p.derivedTemplate(ctx, &cfg)
+		if err != nil {
+			return err
+		}
+		p.templateDir, p.derived = d, true
+		cfg.Trace("derived-template", time.Since(phase))
+		return nil
+	}
+	// A temporary root gets the template whatever happens: with ReadyRoots,
+	// know which one first, so that a spare root made ahead with it can be
+	// claimed.
+	tempNew := cfg.Root == "" && !fromCopy
+	if tempNew && p.needsDerived(&cfg) {
+		if err := derive(); err != nil {
+			return nil, err
+		}
+	}
+	var root *rootDir
+	fromSpare := tempNew && cfg.ReadyRoots > 0
+	if fromSpare {
+		var s spare
+		if s, fromSpare = claimSpare(spareKeyFor(&cfg, p.templateDir)); fromSpare {
+			root = s.root
+			if p.user != nil {
+				p.user = s.user
+			}
+		}
+	}
+	if root == nil {
+		if root, err = openRoot(cfg.Root, cfg.TempDir, p.user); err != nil {
+			return nil, err
+		}
 	}
 	inst := &Instance{cfg: cfg, man: p.man, root: root, runtimeDir: p.runtimeDir, baseDir: p.baseDir,
 		cache: p.cache, user: p.user, superuser: p.superuser, prep: p}
@@ -307,25 +353,24 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 			root.release()
 		}
 	}()
-	fromCopy := cfg.Snapshot != "" || cfg.cloneFrom != ""
-	if _, err := os.Stat(filepath.Join(root.dataDir(), "PG_VERSION")); err != nil && !fromCopy && p.needsDerived(&cfg) {
-		phase := time.Now()
-		d, err := p.derivedTemplate(ctx, &cfg)
-		if err != nil {
-			return nil, err
+	if cfg.Root != "" && !fromCopy && p.needsDerived(&cfg) {
+		if _, err := os.Stat(filepath.Join(root.dataDir(), "PG_VERSION")); err != nil {
+			if err := derive(); err != nil {
+				return nil, err
+			}
 		}
-		p.templateDir, p.derived = d, true
-		cfg.Trace("derived-template", time.Since(phase))
 	}
 	phase := time.Now()
 	var created bool
 	switch {
+	case fromSpare:
+		created = true
 	case cfg.Snapshot != "":
 		created, err = root.installSnapshot(cfg.Snapshot, p.man, p.user)
 	case cfg.cloneFrom != "":
-		created, err = root.installTemplate(cfg.cloneFrom, p.user)
+		created, err = root.installTemplate(cfg.cloneFrom, p.user, false)
 	default:
-		created, err = root.installTemplate(p.templateDir, p.user)
+		created, err = root.installTemplate(p.templateDir, p.user, false)
 	}
 	cfg.Trace("template-install", time.Since(phase))
 	if err != nil {
@@ -375,6 +420,9 @@ func Open(ctx context.Context, cfg Config) (*Instance, error) {
 	}
 	cfg.Trace("setup", time.Since(phase))
 	ok = true
+	if root.temp && !fromCopy && cfg.ReadyRoots > 0 {
+		p.refillSpares(&cfg)
+	}
 	cfg.Logger.Debug("server ready", "url", inst.DatabaseURL(), "root", root.dir, "created", created, "took", time.Since(start))
 	return inst, nil
 }

@@ -145,7 +145,7 @@ func TestCopyTreeKeepsContentModesLinksAndHoles(t *testing.T) {
 	punchZeroes(wal, int64(len(data)))
 
 	dst := filepath.Join(t.TempDir(), "data")
-	if err := copyTree(src, dst, nil); err != nil {
+	if err := copyTree(src, dst, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"PG_VERSION", "base/1/1259", "pg_wal/000000010000000000000001"} {

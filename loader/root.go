@@ -374,9 +374,9 @@ func alive(pid int) bool {
 // installTemplate gives a root without PGDATA a copy of the template (the
 // dist's, a derived one, or a stopped instance's PGDATA for Clone). It
 // reports whether it made a new PGDATA.
-func (r *rootDir) installTemplate(templateData string, user *serverUser) (bool, error) {
+func (r *rootDir) installTemplate(templateData string, user *serverUser, background bool) (bool, error) {
 	return r.installPGDATA("copy the PGDATA template", func(stage string) (string, error) {
-		return stage, copyTree(templateData, stage, user)
+		return stage, copyTree(templateData, stage, user, background)
 	})
 }
 

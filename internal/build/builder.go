@@ -291,6 +291,10 @@ func (b *Builder) pickRunner(ctx context.Context) error {
 		if d, err := b.dockerRunner(ctx); err == nil {
 			b.runner = d
 		} else {
+			// Said, because a host without the target's toolchain then
+			// fails in configure ("C compiler cannot create executables"),
+			// far from the cause.
+			fmt.Fprintf(b.log, "build: no Docker engine (%v): building on the host (--runner docker requires the engine)\n", err)
 			b.runner = b.hostRunner()
 		}
 	case RunnerDocker:
